@@ -1,0 +1,28 @@
+"""Butterfly factorization of dense matrices, inside scikit-learn."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from skbutterfly._chain import (
+    butterfly_chain,
+    feasible_depth_rank,
+    low_rank_chain,
+    monarch_chain,
+    square_dyadic_chain,
+    validate_chain,
+)
+from skbutterfly._factorize import butterfly_factorize
+from skbutterfly._operator import ButterflyOperator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ButterflyOperator",
+    "__version__",
+    "butterfly_chain",
+    "butterfly_factorize",
+    "feasible_depth_rank",
+    "low_rank_chain",
+    "monarch_chain",
+    "square_dyadic_chain",
+    "validate_chain",
+]

@@ -1,0 +1,223 @@
+"""The hierarchical butterfly factorization: a tree of exact two-factor splits."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import time
+from math import prod
+
+import numpy as np
+
+from skbutterfly._chain import _gb_factors
+from skbutterfly._svd import batched_truncated_svd
+from skbutterfly._twiddle import dense_to_twiddle, qr_push, split_blocks, split_twiddles
+
+__all__ = ["TREES", "hierarchical_factorize", "split_schedule"]
+
+TREES = ("balanced", "left-to-right", "right-to-left")
+
+
+def split_schedule(n_factors, tree):
+    """Split positions grouped by tree level.
+
+    Split ``i`` cuts between factors ``i`` and ``i + 1`` (0-based). The balanced
+    tree gives the right part the extra factor when a node has an odd number
+    of factors.
+
+    Returns
+    -------
+    levels : list of list of int
+        ``levels[t]`` are the splits of tree level ``t``, from left to right.
+    """
+    if tree not in TREES:
+        raise ValueError(f"tree={tree!r} must be one of {TREES}.")
+    levels = []
+    nodes = [(0, n_factors - 1)] if n_factors > 1 else []
+    while nodes:
+        splits, children = [], []
+        for s, e in nodes:
+            if tree == "balanced":
+                i = s + (e - s + 1) // 2 - 1
+            elif tree == "left-to-right":
+                i = s
+            else:
+                i = e - 1
+            splits.append(i)
+            children.extend(c for c in ((s, i), (i + 1, e)) if c[1] > c[0])
+        levels.append(splits)
+        nodes = children
+    return levels
+
+
+class _Node:
+    """A contiguous run of factors ``[start, end]`` and its current twiddle."""
+
+    __slots__ = ("end", "start", "twiddle")
+
+    def __init__(self, start, end, twiddle):
+        self.start, self.end, self.twiddle = start, end, twiddle
+
+
+def hierarchical_factorize(
+    A,
+    chain,
+    *,
+    tree="balanced",
+    orthonormalize=True,
+    svd_solver="auto",
+    n_jobs=None,
+    random_state=None,
+    verbose=0,
+):
+    """Factorize ``A`` on ``chain`` by the hierarchical algorithm.
+
+    Parameters
+    ----------
+    A : ndarray of shape (m, n)
+        Target, already permuted and padded; its dtype is the working dtype.
+    chain : tuple of (a, b, c, d)
+        A validated chain of shape ``(m, n)``.
+    tree : {"balanced", "left-to-right", "right-to-left"}
+        Order of the two-factor splits.
+    orthonormalize : bool
+        Keep the factors left of the node being split column-orthonormal and the
+        factors right of it row-orthonormal, so that each split sees the
+        orthogonal projection of ``A`` (the error-guaranteed variant). Nodes are
+        then split one after the other; without it, the nodes of a tree level
+        that share a block shape go through one batched SVD.
+    svd_solver : {"auto", "full", "gram", "randomized"}
+        Solver for the batched block SVDs.
+    n_jobs : int or None
+        Threads over chunks of each SVD batch.
+    random_state : numpy.random.Generator or None
+        Randomness of the randomized solver.
+    verbose : int
+        Print one line per tree level when > 0.
+
+    Returns
+    -------
+    twiddles : list of ndarray
+        One twiddle of shape ``(a, d, b, c)`` per factor, leftmost first.
+    """
+    gb = _gb_factors(chain)
+    root = dense_to_twiddle(A, _merged_pattern(gb, 0, len(gb) - 1))
+    nodes = [_Node(0, len(gb) - 1, np.array(root, copy=True))]
+    center = 0  # with orthonormalize: nodes left of it have orthonormal columns
+    start = time.perf_counter()
+    for level, splits in enumerate(split_schedule(len(gb), tree)):
+        if orthonormalize:
+            for i in splits:
+                k = _node_index(nodes, i)
+                center = _move_center(nodes, gb, center, k)
+                _split_nodes(
+                    nodes, gb, [(k, i)], True, svd_solver, n_jobs, random_state
+                )
+                center = k + 1
+        else:
+            groups = {}
+            for i in splits:
+                k = _node_index(nodes, i)
+                groups.setdefault(_block_key(nodes[k], gb, i), []).append((k, i))
+            # Split from the right so that earlier node indices stay valid.
+            for batch in sorted(groups.values(), key=lambda g: -g[0][0]):
+                _split_nodes(nodes, gb, batch, False, svd_solver, n_jobs, random_state)
+        if verbose > 0:
+            elapsed = time.perf_counter() - start
+            shapes = sorted({_block_shape(n, gb) for n in nodes if n.end > n.start})
+            print(
+                f"[skbutterfly] tree level {level + 1}: {len(splits)} split(s), "
+                f"{len(nodes)} nodes, elapsed {elapsed:.3f} s"
+                + (f", next blocks {shapes}" if verbose > 1 and shapes else "")
+            )
+    return [node.twiddle for node in nodes]
+
+
+def _merged_pattern(gb, s, e):
+    """Pattern ``(a, b, c, d)`` of the product of factors ``s..e``."""
+    bp = prod(f.bp for f in gb[s : e + 1])
+    cp = prod(f.cp for f in gb[s : e + 1])
+    return (gb[s].a, gb[s].p * bp, cp * gb[e].q, gb[e].d)
+
+
+def _split_sizes(node, gb, i):
+    """``(b2, c1, rank)`` of the split of ``node`` after factor ``i``."""
+    b2 = prod(f.bp for f in gb[i + 1 : node.end + 1])
+    c1 = prod(f.cp for f in gb[node.start : i + 1])
+    return b2, c1, gb[i].q
+
+
+def _block_key(node, gb, i):
+    b2, c1, r = _split_sizes(node, gb, i)
+    _, _, B, C = node.twiddle.shape
+    return (B // b2, C // c1, r)
+
+
+def _block_shape(node, gb):
+    i = node.start + (node.end - node.start + 1) // 2 - 1
+    return _block_key(node, gb, i)[:2]
+
+
+def _node_index(nodes, i):
+    for k, node in enumerate(nodes):
+        if node.start <= i < node.end:
+            return k
+    raise AssertionError(f"no node contains split {i}")  # pragma: no cover
+
+
+def _move_center(nodes, gb, center, k):
+    """Make nodes left of ``k`` column-orthonormal and right of it row-orthonormal."""
+    while center < k:
+        left, right = nodes[center], nodes[center + 1]
+        c1 = prod(f.cp for f in gb[left.start : left.end + 1])
+        b2 = prod(f.bp for f in gb[right.start : right.end + 1])
+        left.twiddle, right.twiddle = qr_push(
+            left.twiddle, right.twiddle, c1, b2, "left"
+        )
+        center += 1
+    while center > k:
+        left, right = nodes[center - 1], nodes[center]
+        c1 = prod(f.cp for f in gb[left.start : left.end + 1])
+        b2 = prod(f.bp for f in gb[right.start : right.end + 1])
+        left.twiddle, right.twiddle = qr_push(
+            left.twiddle, right.twiddle, c1, b2, "right"
+        )
+        center -= 1
+    return center
+
+
+def _split_nodes(nodes, gb, batch, orthonormalize, solver, n_jobs, random_state):
+    """Split the nodes ``batch = [(k, i), ...]`` (same block shape) in one SVD call."""
+    stacks, layouts = [], []
+    for k, i in batch:
+        node = nodes[k]
+        b2, c1, r = _split_sizes(node, gb, i)
+        M = split_blocks(node.twiddle, b2, c1)
+        layouts.append((k, i, b2, c1, M.shape))
+        stacks.append(M.reshape(-1, *M.shape[2:]))
+    stack = stacks[0] if len(stacks) == 1 else np.concatenate(stacks)
+    rank = gb[batch[0][1]].q
+    U, S, Vh = batched_truncated_svd(
+        stack, rank, solver=solver, n_jobs=n_jobs, random_state=random_state
+    )
+    S = S.astype(stack.dtype, copy=False)
+    if orthonormalize:
+        Vh = S[..., :, None] * Vh
+    else:
+        root = np.sqrt(S)
+        U = U * root[..., None, :]
+        Vh = root[..., :, None] * Vh
+    offsets, offset = {}, 0
+    for k, i, b2, c1, shape in layouts:
+        offsets[k] = offset
+        offset += shape[0] * shape[1]
+    for k, i, b2, c1, shape in sorted(layouts, key=lambda t: -t[0]):
+        node = nodes[k]
+        count = shape[0] * shape[1]
+        o = offsets[k]
+        u = U[o : o + count].reshape(*shape[:3], rank)
+        vh = Vh[o : o + count].reshape(*shape[:2], rank, shape[3])
+        a, d = node.twiddle.shape[:2]
+        left, right = split_twiddles(u, vh, a, d, b2, c1)
+        nodes[k : k + 1] = [
+            _Node(node.start, i, left),
+            _Node(i + 1, node.end, right),
+        ]

@@ -1,0 +1,304 @@
+"""The fitted butterfly operator: compact factors behind a scipy LinearOperator."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import zipfile
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+from skbutterfly._chain import chain_n_params, chain_shape, validate_chain
+from skbutterfly._twiddle import apply_twiddle, twiddle_to_sparse
+
+__all__ = ["ButterflyOperator"]
+
+FORMAT_NAME = "skbutterfly.ButterflyOperator"
+FORMAT_VERSION = 1
+
+# Columns per chunk when a dense form is built by applying the operator.
+_DENSE_CHUNK = 512
+
+
+def _check_permutation(perm, size, name):
+    if perm is None:
+        return None
+    perm = np.asarray(perm)
+    if perm.ndim != 1 or perm.shape[0] != size or perm.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must be a 1-D integer array of length {size}, got shape "
+            f"{perm.shape} and dtype {perm.dtype}."
+        )
+    if not np.array_equal(np.sort(perm), np.arange(size)):
+        raise ValueError(f"{name} must be a permutation of range({size}).")
+    if np.array_equal(perm, np.arange(size)):
+        return None
+    return perm.astype(np.intp, copy=False)
+
+
+class ButterflyOperator(LinearOperator):
+    """A product of sparse butterfly factors, as a ``scipy.sparse.linalg.LinearOperator``.
+
+    The operator is ``A_hat = P_r^T F_1 F_2 ... F_L P_c`` cropped to ``shape``: the
+    factors ``F_l`` are Kronecker-sparse (pattern ``(a, b, c, d)``, support
+    ``I_a (x) 1_{b x c} (x) I_d``) and stored compactly as twiddles of shape
+    ``(a, d, b, c)``; ``P_c`` and ``P_r`` are optional column and row permutations.
+    When the chain is larger than ``shape`` (zero padding), inputs are padded with
+    zeros and outputs cropped. Products run as batched small matrix products on
+    the compact layout and never form a dense matrix.
+
+    Parameters
+    ----------
+    twiddles : sequence of ndarray
+        One array of shape ``(a, d, b, c)`` per factor, leftmost factor first.
+    shape : tuple of int, default=None
+        ``(m, n)`` of the operator; None means the shape of the chain.
+    col_perm : array-like of int, default=None
+        Column permutation: ``A_hat @ x = P_r^T B @ x[col_perm]``. None is the
+        identity.
+    row_perm : array-like of int, default=None
+        Row permutation: the output ``y`` of the butterfly ``B`` is placed as
+        ``out[row_perm] = y``. None is the identity.
+
+    Attributes
+    ----------
+    twiddles : list of ndarray
+        The compact factors.
+    chain : tuple of tuple of int
+        The patterns ``(a, b, c, d)`` of the factors.
+    factors : list of scipy.sparse.csr_array
+        The factors as sparse arrays (of the padded size).
+    n_params : int
+        Number of stored nonzeros.
+    col_perm, row_perm : ndarray or None
+        The permutations.
+    padded_shape : tuple of int
+        Shape of the product of the factors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbutterfly import butterfly_factorize
+    >>> from skbutterfly.datasets import hadamard_matrix
+    >>> H = hadamard_matrix(8)
+    >>> op = butterfly_factorize(H)
+    >>> op.chain
+    ((1, 2, 2, 4), (2, 2, 2, 2), (4, 2, 2, 1))
+    >>> bool(np.allclose(op @ np.ones(8), H @ np.ones(8)))
+    True
+    """
+
+    def __init__(self, twiddles, shape=None, *, col_perm=None, row_perm=None):
+        twiddles = [np.asarray(t) for t in twiddles]
+        if not twiddles or any(t.ndim != 4 for t in twiddles):
+            raise ValueError("twiddles must be a non-empty list of 4-D arrays.")
+        chain = validate_chain(
+            [(t.shape[0], t.shape[2], t.shape[3], t.shape[1]) for t in twiddles]
+        )
+        dtype = np.result_type(*twiddles)
+        padded = chain_shape(chain)
+        if shape is None:
+            shape = padded
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 2 or not (1 <= shape[0] <= padded[0] and 1 <= shape[1] <= padded[1]):
+            raise ValueError(
+                f"shape={shape} must be 2 positive sizes no larger than the chain's "
+                f"shape {padded}."
+            )
+        self.twiddles = [np.ascontiguousarray(t, dtype=dtype) for t in twiddles]
+        self.chain = chain
+        self.padded_shape = padded
+        self.col_perm = _check_permutation(col_perm, shape[1], "col_perm")
+        self.row_perm = _check_permutation(row_perm, shape[0], "row_perm")
+        super().__init__(dtype, shape)
+
+    # -- structure -------------------------------------------------------------
+    @property
+    def n_params(self):
+        """Number of stored nonzeros of the factors."""
+        return chain_n_params(self.chain)
+
+    @property
+    def depth(self):
+        """Number of factors."""
+        return len(self.chain)
+
+    @property
+    def factors(self):
+        """The factors as ``scipy.sparse.csr_array`` (padded size)."""
+        return [twiddle_to_sparse(t) for t in self.twiddles]
+
+    def __repr__(self):
+        m, n = self.shape
+        return (
+            f"<{m}x{n} ButterflyOperator with dtype={self.dtype}, depth={self.depth}, "
+            f"n_params={self.n_params}>"
+        )
+
+    # -- products ----------------------------------------------------------------
+    def _apply(self, X):
+        """``A_hat @ X`` for ``X`` of shape ``(n, k)``."""
+        m, n = self.shape
+        pm, pn = self.padded_shape
+        dtype = np.result_type(self.dtype, X.dtype)
+        if self.col_perm is not None:
+            X = X[self.col_perm]
+        if pn != n:
+            Xp = np.zeros((pn, X.shape[1]), dtype=dtype)
+            Xp[:n] = X
+            X = Xp
+        X = np.ascontiguousarray(X, dtype=dtype)
+        for T in reversed(self.twiddles):
+            X = apply_twiddle(T if T.dtype == dtype else T.astype(dtype), X)
+        if pm != m:
+            X = X[:m]
+        if self.row_perm is not None:
+            out = np.empty_like(X)
+            out[self.row_perm] = X
+            X = out
+        return X
+
+    def _matmat(self, X):
+        return self._apply(np.asarray(X))
+
+    def _matvec(self, x):
+        x = np.asarray(x)
+        return self._apply(x.reshape(-1, 1)).reshape(-1)
+
+    def _adjoint(self):
+        return self._transposed(conjugate=True)
+
+    def _transpose(self):
+        return self._transposed(conjugate=False)
+
+    def _rmatvec(self, x):
+        return self._adjoint().matvec(x)
+
+    def _rmatmat(self, X):
+        return self._adjoint().matmat(X)
+
+    def _transposed(self, conjugate):
+        twiddles = [np.swapaxes(t, -1, -2) for t in reversed(self.twiddles)]
+        if conjugate:
+            twiddles = [t.conj() for t in twiddles]
+        op = ButterflyOperator.__new__(ButterflyOperator)
+        op.twiddles = [np.ascontiguousarray(t) for t in twiddles]
+        op.chain = tuple((a, c, b, d) for a, b, c, d in reversed(self.chain))
+        op.padded_shape = self.padded_shape[::-1]
+        op.col_perm, op.row_perm = self.row_perm, self.col_perm
+        LinearOperator.__init__(op, self.dtype, self.shape[::-1])
+        return op
+
+    # -- conversions -------------------------------------------------------------
+    def toarray(self):
+        """Dense ``ndarray`` of the operator (built by applying it to the identity).
+
+        Returns
+        -------
+        A_hat : ndarray of shape (m, n)
+        """
+        m, n = self.shape
+        out = np.empty((m, n), dtype=self.dtype)
+        for start in range(0, n, _DENSE_CHUNK):
+            stop = min(start + _DENSE_CHUNK, n)
+            eye = np.zeros((n, stop - start), dtype=self.dtype)
+            eye[np.arange(start, stop), np.arange(stop - start)] = 1
+            out[:, start:stop] = self._apply(eye)
+        return out
+
+    def tosparse(self, format="csr"):
+        """The operator as one ``scipy.sparse`` array (product of the factors).
+
+        Parameters
+        ----------
+        format : str, default="csr"
+            Any scipy sparse format name.
+
+        Returns
+        -------
+        A_hat : scipy.sparse array of shape (m, n)
+        """
+        prod = self.factors[0]
+        for f in self.factors[1:]:
+            prod = prod @ f
+        m, n = self.shape
+        prod = sp.csr_array(prod)[:m][:, :n]
+        if self.col_perm is not None:
+            inverse = np.empty_like(self.col_perm)
+            inverse[self.col_perm] = np.arange(n)
+            prod = prod[:, inverse]
+        if self.row_perm is not None:
+            inverse = np.empty_like(self.row_perm)
+            inverse[self.row_perm] = np.arange(m)
+            prod = prod[inverse]
+        return prod.asformat(format)
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, file):
+        """Save to an ``.npz`` file (plain arrays, no pickle).
+
+        Parameters
+        ----------
+        file : str, path-like or file-like
+            Destination.
+        """
+        arrays = {
+            "format": np.array(FORMAT_NAME),
+            "format_version": np.array(FORMAT_VERSION),
+            "shape": np.array(self.shape, dtype=np.int64),
+            "chain": np.array(self.chain, dtype=np.int64),
+            "dtype": np.array(np.dtype(self.dtype).str),
+        }
+        for i, t in enumerate(self.twiddles):
+            arrays[f"twiddle_{i}"] = t
+        if self.col_perm is not None:
+            arrays["col_perm"] = self.col_perm.astype(np.int64)
+        if self.row_perm is not None:
+            arrays["row_perm"] = self.row_perm.astype(np.int64)
+        np.savez_compressed(file, **arrays)
+
+    @classmethod
+    def load(cls, file):
+        """Load an operator saved by :meth:`save`.
+
+        Parameters
+        ----------
+        file : str, path-like or file-like
+            Source ``.npz`` file.
+
+        Returns
+        -------
+        op : ButterflyOperator
+
+        Raises
+        ------
+        ValueError
+            If the file is not a readable skbutterfly operator file.
+        """
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                contents = {key: data[key] for key in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
+        if contents.get("format", np.array("")).item() != FORMAT_NAME:
+            raise ValueError(f"{file!s} is not a skbutterfly operator file.")
+        version = int(contents["format_version"])
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{file!s} has format version {version}; this skbutterfly reads "
+                f"versions up to {FORMAT_VERSION}."
+            )
+        try:
+            chain = [tuple(int(v) for v in p) for p in contents["chain"]]
+            twiddles = [contents[f"twiddle_{i}"] for i in range(len(chain))]
+            op = cls(
+                twiddles,
+                tuple(int(s) for s in contents["shape"]),
+                col_perm=contents.get("col_perm"),
+                row_perm=contents.get("row_perm"),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{file!s} is a corrupted operator file: {exc}") from None
+        if op.chain != tuple(chain):
+            raise ValueError(f"{file!s} is a corrupted operator file: chain mismatch.")
+        return op

@@ -1,0 +1,215 @@
+"""Test matrices: classical fast transforms and random butterfly products."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from skbutterfly._chain import butterfly_chain, chain_shape, validate_chain
+from skbutterfly._operator import ButterflyOperator
+
+__all__ = ["dct_matrix", "dft_matrix", "hadamard_matrix", "make_butterfly"]
+
+
+def _check_size(n, name="n", power_of_two=False):
+    if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{name}={n!r} must be an integer >= 1.")
+    if power_of_two and n & (n - 1):
+        raise ValueError(f"{name}={n!r} must be a power of two.")
+    return int(n)
+
+
+def dft_matrix(n, *, normalize=False, dtype=np.complex128):
+    """Discrete Fourier transform matrix ``F[j, k] = exp(-2i pi j k / n)``.
+
+    Parameters
+    ----------
+    n : int
+        Size.
+    normalize : bool, default=False
+        Divide by ``sqrt(n)`` (unitary DFT).
+    dtype : {numpy.complex128, numpy.complex64}, default=numpy.complex128
+        Output dtype.
+
+    Returns
+    -------
+    F : ndarray of shape (n, n)
+
+    Examples
+    --------
+    >>> from skbutterfly.datasets import dft_matrix
+    >>> dft_matrix(4).real.round().astype(int)
+    array([[ 1,  1,  1,  1],
+           [ 1,  0, -1,  0],
+           [ 1, -1,  1, -1],
+           [ 1,  0, -1,  0]])
+    """
+    n = _check_size(n)
+    k = np.arange(n)
+    F = np.exp(-2j * np.pi * (np.outer(k, k) % n) / n)
+    if normalize:
+        F /= np.sqrt(n)
+    return F.astype(dtype, copy=False)
+
+
+def hadamard_matrix(n, *, normalize=False, dtype=np.float64):
+    """Walsh-Hadamard matrix (Sylvester order) of size ``n = 2**L``.
+
+    Parameters
+    ----------
+    n : int
+        Size, a power of two.
+    normalize : bool, default=False
+        Divide by ``sqrt(n)`` (orthogonal matrix).
+    dtype : dtype, default=numpy.float64
+        Output dtype.
+
+    Returns
+    -------
+    H : ndarray of shape (n, n)
+
+    Examples
+    --------
+    >>> from skbutterfly.datasets import hadamard_matrix
+    >>> hadamard_matrix(2)
+    array([[ 1.,  1.],
+           [ 1., -1.]])
+    """
+    n = _check_size(n, power_of_two=True)
+    H = np.ones((1, 1))
+    while H.shape[0] < n:
+        H = np.block([[H, H], [H, -H]])
+    if normalize:
+        H /= np.sqrt(n)
+    return H.astype(dtype, copy=False)
+
+
+def dct_matrix(n, *, dtype=np.float64):
+    """Orthonormal DCT-II matrix of size ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Size.
+    dtype : dtype, default=numpy.float64
+        Output dtype.
+
+    Returns
+    -------
+    C : ndarray of shape (n, n)
+        ``C[j, k] = s_j cos(pi j (2k + 1) / (2n))`` with ``s_0 = sqrt(1/n)``
+        and ``s_j = sqrt(2/n)`` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbutterfly.datasets import dct_matrix
+    >>> C = dct_matrix(8)
+    >>> bool(np.allclose(C @ C.T, np.eye(8)))
+    True
+    """
+    n = _check_size(n)
+    j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    C = np.cos(np.pi * j * (2 * k + 1) / (2 * n)) * np.sqrt(2.0 / n)
+    C[0] /= np.sqrt(2.0)
+    return C.astype(dtype, copy=False)
+
+
+def make_butterfly(
+    n=None,
+    depth=None,
+    rank=1,
+    *,
+    architecture=None,
+    shape=None,
+    noise=0.0,
+    complex=False,
+    dtype=None,
+    random_state=None,
+    return_operator=False,
+):
+    """Random product of butterfly factors, with optional relative noise.
+
+    The nonzeros of every factor are i.i.d. standard normal (complex normal when
+    ``complex=True``) on the support of the chain.
+
+    Parameters
+    ----------
+    n : int, default=None
+        Size of a square matrix (ignored when ``shape`` or ``architecture`` is
+        given).
+    depth : int, default=None
+        Number of factors; None means the finest chain for the shape and rank.
+    rank : int, default=1
+        Rank at the interior interfaces.
+    architecture : sequence of (a, b, c, d), default=None
+        Explicit chain; overrides ``n``, ``shape``, ``depth`` and ``rank``.
+    shape : tuple of int, default=None
+        ``(m, n)`` for a rectangular matrix.
+    noise : float, default=0.0
+        Relative Frobenius norm of added Gaussian noise:
+        ``||E||_F = noise * ||B||_F``.
+    complex : bool, default=False
+        Complex factors and noise.
+    dtype : dtype, default=None
+        Output dtype; None means float64 or complex128.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the draw.
+    return_operator : bool, default=False
+        Also return the exact (noise-free) product as a :class:`ButterflyOperator`.
+
+    Returns
+    -------
+    A : ndarray of shape (m, n)
+        The (noisy) product.
+    op : ButterflyOperator
+        The noise-free product; only when ``return_operator=True``.
+
+    Examples
+    --------
+    >>> from skbutterfly.datasets import make_butterfly
+    >>> A = make_butterfly(16, random_state=0)
+    >>> A.shape
+    (16, 16)
+    """
+    rng = check_random_state(random_state)
+    if architecture is not None:
+        chain = validate_chain(architecture)
+    else:
+        if shape is None:
+            if n is None:
+                raise ValueError("give n, shape or architecture.")
+            shape = (n, n)
+        m_, n_ = (_check_size(s, "shape") for s in shape)
+        if depth is None:
+            from skbutterfly._chain import resolve_architecture
+
+            chain, padded = resolve_architecture((m_, n_), None, rank)
+            if padded != (m_, n_):
+                raise ValueError(
+                    f"shape {(m_, n_)} has no butterfly chain without padding; "
+                    "give depth or architecture."
+                )
+        else:
+            chain = butterfly_chain(m_, n_, depth, rank)
+    if not isinstance(noise, (int, float)) or not noise >= 0:
+        raise ValueError(f"noise={noise!r} must be a float >= 0.")
+    twiddles = []
+    for a, b, c, d in chain:
+        T = rng.standard_normal((a, d, b, c))
+        if complex:
+            T = T + 1j * rng.standard_normal((a, d, b, c))
+        twiddles.append(T)
+    op = ButterflyOperator(twiddles)
+    A = op.toarray()
+    if noise > 0:
+        E = rng.standard_normal(A.shape)
+        if complex:
+            E = E + 1j * rng.standard_normal(A.shape)
+        A = A + noise * np.linalg.norm(A) / np.linalg.norm(E) * E
+    if dtype is not None:
+        A = A.astype(dtype)
+    assert A.shape == chain_shape(chain)
+    return (A, op) if return_operator else A
