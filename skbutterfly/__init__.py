@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from skbutterfly._approximator import ButterflyApproximator
 from skbutterfly._chain import (
     butterfly_chain,
     feasible_depth_rank,
@@ -16,6 +17,7 @@ from skbutterfly._operator import ButterflyOperator
 __version__ = "0.1.0"
 
 __all__ = [
+    "ButterflyApproximator",
     "ButterflyOperator",
     "__version__",
     "butterfly_chain",

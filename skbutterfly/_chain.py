@@ -94,8 +94,8 @@ def validate_chain(chain, shape=None):
         raise ValueError("architecture must contain at least one pattern, got [].")
     patterns = tuple(_as_pattern(p, i) for i, p in enumerate(patterns))
     for i in range(len(patterns) - 1):
-        a1, b1, c1, d1 = patterns[i]
-        a2, b2, c2, d2 = patterns[i + 1]
+        a1, _, c1, d1 = patterns[i]
+        a2, b2, _, d2 = patterns[i + 1]
         if a1 * c1 * d1 != a2 * b2 * d2:
             raise ValueError(
                 f"architecture[{i}]={patterns[i]} has {a1 * c1 * d1} columns but "
@@ -127,8 +127,7 @@ def validate_chain(chain, shape=None):
         got = chain_shape(patterns)
         if tuple(got) != tuple(shape):
             raise ValueError(
-                f"architecture has shape {got} but the matrix has shape "
-                f"{tuple(shape)}."
+                f"architecture has shape {got} but the matrix has shape {tuple(shape)}."
             )
     return patterns
 
@@ -189,7 +188,9 @@ def square_dyadic_chain(n, depth=None):
     if depth is None:
         depth = levels
     if not isinstance(depth, Integral) or not 1 <= depth <= levels:
-        raise ValueError(f"depth={depth!r} must be an integer in [1, {levels}] for n={n}.")
+        raise ValueError(
+            f"depth={depth!r} must be an integer in [1, {levels}] for n={n}."
+        )
     exponents = [levels // depth + (i < levels % depth) for i in range(depth)]
     chain, before = [], 0
     for e in exponents:
@@ -215,7 +216,7 @@ def _divisors(n):
     return tuple(sorted(set(small + [n // d for d in small])))
 
 
-def _rect_skeleton(m, n, depth, rank):
+def _rect_skeleton(m, n, depth, rank, strict=True):
     """Cheapest skeleton by dynamic programming over prefix products.
 
     A chain of ``depth`` factors is fixed by ``bp`` (product ``m``) and ``cp``
@@ -241,7 +242,7 @@ def _rect_skeleton(m, n, depth, rank):
                     continue
                 if step > 0 and cp < 2:
                     continue
-                if last and depth > 1 and cp <= rank:
+                if last and depth > 1 and cp <= (rank if strict else 1):
                     continue
                 pc2 = pc * cp
                 new = cost + (m // pb) * pc2 * weights[step] * weights[step + 1]
@@ -255,7 +256,7 @@ def _rect_skeleton(m, n, depth, rank):
                     continue
                 if not last and bp < 2:
                     continue
-                if step == 0 and depth > 1 and bp <= rank:
+                if step == 0 and depth > 1 and bp <= (rank if strict else 1):
                     continue
                 pb2 = pb * bp
                 if not last and m * pc < lo * pb2:
@@ -267,20 +268,34 @@ def _rect_skeleton(m, n, depth, rank):
 
 
 @lru_cache(maxsize=1024)
-def _skeleton(m, n, depth, rank):
+def _skeleton(m, n, depth, rank, strict=True):
+    """Digits ``(bps, cps)`` of the cheapest chain, or None.
+
+    ``strict`` chains are non-redundant: the rank at every interface is smaller
+    than the blocks it cuts. Non-strict chains may have redundant interfaces
+    (the rank constraint is vacuous there: same approximation, more parameters).
+    """
     if depth == 1:
-        return ((m,), (n,)) if rank == 1 else None
+        return ((m,), (n,)) if rank == 1 or not strict else None
     if m == n:
         # Square: the same digits on both sides (b = c), as for the classical
         # butterfly; the cheapest split of the exponents is found by the DP too.
-        found = _square_skeleton(n, depth, rank)
+        found = _square_skeleton(n, depth, rank, strict)
         if found is not None:
             return found
-    found = _rect_skeleton(m, n, depth, rank)
+    found = _rect_skeleton(m, n, depth, rank, strict)
     return None if found is None else (found[1], found[2])
 
 
-def _square_skeleton(n, depth, rank):
+def _any_skeleton(m, n, depth, rank):
+    """A non-redundant skeleton when one exists, else a redundant one."""
+    if rank > min(m, n):
+        return None
+    found = _skeleton(m, n, depth, rank)
+    return found if found is not None else _skeleton(m, n, depth, rank, False)
+
+
+def _square_skeleton(n, depth, rank, strict=True):
     best = {1: (0, ())}
     weights = [1] + [rank] * (depth - 1) + [1]
     for step in range(depth):
@@ -290,7 +305,7 @@ def _square_skeleton(n, depth, rank):
             for bp in _divisors(n // pb):
                 if (last and bp != n // pb) or (not last and bp < 2):
                     continue
-                if depth > 1 and (step == 0 or last) and bp <= rank:
+                if depth > 1 and (step == 0 or last) and bp <= (rank if strict else 1):
                     continue
                 pb2 = pb * bp
                 new = cost + (n // pb) * pb2 * weights[step] * weights[step + 1]
@@ -368,7 +383,7 @@ def butterfly_chain(m, n, depth, rank=1):
     m, n = _check_positive_int(m, "m"), _check_positive_int(n, "n")
     depth = _check_positive_int(depth, "depth")
     rank = _check_positive_int(rank, "rank")
-    skeleton = _skeleton(m, n, depth, rank)
+    skeleton = _any_skeleton(m, n, depth, rank)
     if skeleton is None:
         raise ValueError(_infeasible_message(m, n, depth, rank))
     return _chain_from_skeleton(m, *skeleton, rank)
@@ -400,15 +415,15 @@ def max_rank(m, n, depth):
     return lo
 
 
+def _shape_text(m, n):
+    return f"shape ({m}, {n}) (n_samples={m}, n_features={n})"
+
+
 def _infeasible_message(m, n, depth, rank):
-    deepest = max_depth(m, n, 1)
-    msg = f"depth={depth} with rank={rank} is not feasible for shape ({m}, {n}): "
-    if depth > deepest:
-        return msg + f"valid depths are 1..{deepest}."
-    top = max_rank(m, n, depth)
-    if top == 0:
-        return msg + f"no rank fits depth={depth}."
-    return msg + f"valid ranks for depth={depth} are 1..{top}."
+    msg = f"depth={depth} with rank={rank} is not feasible for {_shape_text(m, n)}: "
+    if rank > min(m, n):
+        return msg + f"valid ranks are 1..{min(m, n)}."
+    return msg + f"valid depths are 1..{max_depth(m, n, 1)}."
 
 
 def _is_smooth(n):
@@ -496,11 +511,11 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
         return chain, (m, n)
     if depth is not None:
         depth = _check_positive_int(depth, "depth")
-        candidates = [(m, n)] + _padding_candidates(m, n)
+        candidates = [(m, n), *_padding_candidates(m, n)]
         for mm, nn in candidates:
             if depth > min(_omega(mm), _omega(nn)) + 1:
                 continue
-            skeleton = _skeleton(mm, nn, depth, rank)
+            skeleton = _any_skeleton(mm, nn, depth, rank)
             if skeleton is not None:
                 return _chain_from_skeleton(mm, *skeleton, rank), (mm, nn)
         raise ValueError(_padded_infeasible_message(m, n, depth, rank))
@@ -509,22 +524,26 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
     # power of two) that allows the most factors, the smallest on ties.
     mm = m if _is_smooth(m) else _deepest_size(m)
     nn = n if _is_smooth(n) else _deepest_size(n)
+    if rank > min(m, n):
+        raise ValueError(
+            f"rank={rank} is not feasible for {_shape_text(m, n)}: valid ranks "
+            f"are 1..{min(m, n)}."
+        )
     deepest = max_depth(mm, nn, rank)
     if (mm, nn) != (m, n) and deepest <= max_depth(m, n, rank):
         mm, nn, deepest = m, n, max_depth(m, n, rank)  # padding would not help
-    if deepest == 0:
-        raise ValueError(
-            f"rank={rank} is not feasible for shape ({m}, {n}) at any depth: "
-            f"valid ranks are 1..{max(max_rank(mm, nn, 2), 1)}."
-        )
-    return _chain_from_skeleton(mm, *_skeleton(mm, nn, deepest, rank), rank), (mm, nn)
+    # The finest non-redundant chain; a rank too large for any depth >= 2 gives
+    # the dense matrix (depth 1, where the rank is vacuous).
+    deepest = max(deepest, 1)
+    skeleton = _any_skeleton(mm, nn, deepest, rank)
+    return _chain_from_skeleton(mm, *skeleton, rank), (mm, nn)
 
 
 def _padded_infeasible_message(m, n, depth, rank):
-    pairs = feasible_depth_rank((m, n))
-    depths = sorted({d for d, _ in pairs})
-    msg = f"depth={depth} with rank={rank} is not feasible for shape ({m}, {n}): "
-    if depth not in depths:
-        return msg + f"valid depths are {depths[0]}..{depths[-1]}."
-    top = max(r for d, r in pairs if d == depth)
-    return msg + f"valid ranks for depth={depth} are 1..{top}."
+    msg = f"depth={depth} with rank={rank} is not feasible for {_shape_text(m, n)}: "
+    if rank > min(m, n):
+        return msg + f"valid ranks are 1..{min(m, n)}."
+    deepest = max(
+        max_depth(mm, nn, 1) for mm, nn in [(m, n), *_padding_candidates(m, n)]
+    )
+    return msg + f"valid depths are 1..{deepest}."

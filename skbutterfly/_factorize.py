@@ -48,7 +48,9 @@ def check_matrix(A, name="A"):
             f"got dtype {A.dtype}."
         )
     if A.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}.")
+        raise ValueError(
+            f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}."
+        )
     if 0 in A.shape:
         raise ValueError(f"{name} must be non-empty, got shape {A.shape}.")
     if A.dtype.kind in "biu":
@@ -60,8 +62,7 @@ def check_matrix(A, name="A"):
     if not np.isfinite(A).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
         raise ValueError(
-            f"{name} contains NaN or infinity; the first is at index {bad}: "
-            f"{A[bad]!r}."
+            f"{name} contains NaN or infinity; the first is at index {bad}: {A[bad]!r}."
         )
     return A
 
@@ -96,8 +97,10 @@ def _resolve_permutation(permutation, shape):
                 None if cols is None else _index_array(cols, n, "column permutation"),
             )
         ]
-    if isinstance(permutation, list) and permutation and not all(
-        isinstance(p, Integral) for p in permutation
+    if (
+        isinstance(permutation, list)
+        and permutation
+        and not all(isinstance(p, Integral) for p in permutation)
     ):
         candidates = []
         for i, item in enumerate(permutation):
@@ -208,7 +211,9 @@ def factorize_core(
                 for t, s in zip(twiddles, shares)
             ]
         op = ButterflyOperator(twiddles, (m, n), col_perm=cols, row_perm=rows)
-        error = relative_error(op, A) if (compute_error or len(candidates) > 1) else None
+        error = (
+            relative_error(op, A) if (compute_error or len(candidates) > 1) else None
+        )
         if best is None or error < best[1]:
             best = (op, error, name)
     op, error, name = best
@@ -253,7 +258,9 @@ def check_factorize_params(
     if not isinstance(orthonormalize, (bool, np.bool_)):
         raise TypeError(f"orthonormalize={orthonormalize!r} must be a bool.")
     if svd_solver not in SVD_SOLVERS:
-        raise ValueError(f"svd_solver={svd_solver!r} must be one of {list(SVD_SOLVERS)}.")
+        raise ValueError(
+            f"svd_solver={svd_solver!r} must be one of {list(SVD_SOLVERS)}."
+        )
     if n_jobs is not None and (
         not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool) or n_jobs == 0
     ):
@@ -345,7 +352,9 @@ def butterfly_factorize(
     >>> bool(np.linalg.norm(op.toarray() - F) < 1e-10 * np.linalg.norm(F))
     True
     """
-    check_factorize_params(depth, rank, tree, orthonormalize, svd_solver, n_jobs, verbose)
+    check_factorize_params(
+        depth, rank, tree, orthonormalize, svd_solver, n_jobs, verbose
+    )
     A = check_matrix(A)
     op, _ = factorize_core(
         A,

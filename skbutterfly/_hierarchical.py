@@ -189,7 +189,7 @@ def _split_nodes(nodes, gb, batch, orthonormalize, solver, n_jobs, random_state)
     stacks, layouts = [], []
     for k, i in batch:
         node = nodes[k]
-        b2, c1, r = _split_sizes(node, gb, i)
+        b2, c1, _ = _split_sizes(node, gb, i)
         M = split_blocks(node.twiddle, b2, c1)
         layouts.append((k, i, b2, c1, M.shape))
         stacks.append(M.reshape(-1, *M.shape[2:]))
@@ -206,7 +206,7 @@ def _split_nodes(nodes, gb, batch, orthonormalize, solver, n_jobs, random_state)
         U = U * root[..., None, :]
         Vh = root[..., :, None] * Vh
     offsets, offset = {}, 0
-    for k, i, b2, c1, shape in layouts:
+    for k, _, _, _, shape in layouts:
         offsets[k] = offset
         offset += shape[0] * shape[1]
     for k, i, b2, c1, shape in sorted(layouts, key=lambda t: -t[0]):

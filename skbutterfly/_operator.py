@@ -37,7 +37,7 @@ def _check_permutation(perm, size, name):
 
 
 class ButterflyOperator(LinearOperator):
-    """A product of sparse butterfly factors, as a ``scipy.sparse.linalg.LinearOperator``.
+    """A product of sparse butterfly factors, as a scipy ``LinearOperator``.
 
     The operator is ``A_hat = P_r^T F_1 F_2 ... F_L P_c`` cropped to ``shape``: the
     factors ``F_l`` are Kronecker-sparse (pattern ``(a, b, c, d)``, support
@@ -100,7 +100,9 @@ class ButterflyOperator(LinearOperator):
         if shape is None:
             shape = padded
         shape = tuple(int(s) for s in shape)
-        if len(shape) != 2 or not (1 <= shape[0] <= padded[0] and 1 <= shape[1] <= padded[1]):
+        if len(shape) != 2 or not (
+            1 <= shape[0] <= padded[0] and 1 <= shape[1] <= padded[1]
+        ):
             raise ValueError(
                 f"shape={shape} must be 2 positive sizes no larger than the chain's "
                 f"shape {padded}."

@@ -122,7 +122,9 @@ def _pad_rank(U, S, Vh, rank):
     pad = rank - k
     U = np.concatenate([U, np.zeros((*U.shape[:-1], pad), U.dtype)], axis=-1)
     S = np.concatenate([S, np.zeros((*S.shape[:-1], pad), S.dtype)], axis=-1)
-    Vh = np.concatenate([Vh, np.zeros((*Vh.shape[:-2], pad, Vh.shape[-1]), Vh.dtype)], -2)
+    Vh = np.concatenate(
+        [Vh, np.zeros((*Vh.shape[:-2], pad, Vh.shape[-1]), Vh.dtype)], -2
+    )
     return U, S, Vh
 
 

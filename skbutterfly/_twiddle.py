@@ -110,7 +110,9 @@ def qr_push(left, right, c1, b2, side):
         R = np.swapaxes(Q, -1, -2).conj()
         L = L @ np.swapaxes(Rm, -1, -2).conj()
     left = L.reshape(a1, c1, d1, B1, r).transpose(0, 2, 3, 1, 4).reshape(a1, d1, B1, cr)
-    right = R.reshape(a2, b2, d2, r, C2).transpose(0, 2, 3, 1, 4).reshape(a2, d2, rb, C2)
+    right = (
+        R.reshape(a2, b2, d2, r, C2).transpose(0, 2, 3, 1, 4).reshape(a2, d2, rb, C2)
+    )
     return np.ascontiguousarray(left), np.ascontiguousarray(right)
 
 

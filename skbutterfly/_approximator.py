@@ -1,0 +1,359 @@
+"""ButterflyApproximator: butterfly factorization as a scikit-learn transformer."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skbutterfly._factorize import SVD_SOLVERS, check_matrix, factorize_core
+from skbutterfly._hierarchical import TREES
+
+__all__ = ["ButterflyApproximator"]
+
+
+def _is_complex(X):
+    if sp.issparse(X):
+        return X.dtype.kind == "c"
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and not hasattr(X, "dtypes"):
+        return np.dtype(dtype).kind == "c"
+    if hasattr(X, "dtypes"):  # pandas DataFrame
+        return any(np.dtype(d).kind == "c" for d in X.dtypes if hasattr(d, "kind"))
+    try:
+        return np.iscomplexobj(np.asarray(X))
+    except (TypeError, ValueError):
+        return False
+
+
+class ButterflyApproximator(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Approximate a matrix by a product of sparse butterfly factors.
+
+    The matrix ``A`` (``operator`` if given, else the ``X`` passed to ``fit``) is
+    factorized as ``A ~= P_r^T F_1 F_2 ... F_L P_c`` by the hierarchical
+    algorithm: the chain of factors is split in two along a tree, and every
+    split is solved exactly by one batch of small truncated SVDs. ``transform``
+    then applies the fast operator: ``X @ A_hat.T`` in ``O(rank n log n)`` per
+    sample instead of ``O(m n)``.
+
+    Parameters
+    ----------
+    depth : int, default=None
+        Number of sparse factors. None means the finest butterfly for the shape
+        and ``rank``.
+    rank : int, default=1
+        Rank of the blocks at every interior interface (1 is the classical
+        butterfly; larger ranks give low-rank butterflies).
+    operator : {array-like, sparse matrix} of shape (m, n_features), default=None
+        Matrix to approximate. None means approximating the ``X`` given to
+        ``fit``; otherwise ``X`` is data only (it fixes ``n_features_in_``), as
+        for :class:`~sklearn.decomposition.SparseCoder`.
+    architecture : sequence of (a, b, c, d), default=None
+        Expert override: an explicit chain of Kronecker-sparse patterns, leftmost
+        factor first (support ``I_a (x) 1_{b x c} (x) I_d``).
+    tree : {"balanced", "left-to-right", "right-to-left"}, default="balanced"
+        Order of the two-factor splits.
+    orthonormalize : bool, default=True
+        Use the orthonormalized variant, whose error is within a constant of
+        the best butterfly approximation.
+    permutation : None, str, array-like or tuple, default=None
+        Permutation model: None (identity); ``"bit-reversal"`` (columns; the
+        DFT); ``"auto"`` (identity, bit reversal and the eight permutations of
+        Dao et al., best kept); ``"identify"`` (find unknown row and column
+        permutations); a column index array; a ``(row_perm, col_perm)`` tuple; a
+        list of candidates (best kept).
+    svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
+        Solver of the block SVDs.
+    n_jobs : int, default=None
+        Number of threads over chunks of each batch of block SVDs. ``None``
+        means 1 unless in a :obj:`joblib.parallel_config` context. ``-1`` means
+        using all processors.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the randomized solver. Pass an int for reproducible results.
+    verbose : int, default=0
+        Print progress per tree level (with elapsed time) when > 0.
+
+    Attributes
+    ----------
+    operator_ : ButterflyOperator
+        The fitted operator ``A_hat``, a ``scipy.sparse.linalg.LinearOperator``.
+    factors_ : list of scipy.sparse.csr_array
+        The sparse factors ``F_1, ..., F_L`` (of the padded size).
+    chain_ : tuple of tuple of int
+        The patterns ``(a, b, c, d)`` actually used.
+    permutation_ : tuple of (ndarray or None)
+        ``(row_perm, col_perm)`` of the fitted operator (None is the identity).
+    depth_ : int
+        Number of factors.
+    relative_error_ : float
+        ``||A - A_hat||_F / ||A||_F``.
+    reconstruction_err_ : float
+        ``||A - A_hat||_F``.
+    n_params_ : int
+        Number of stored nonzeros of the factors.
+    compression_ratio_ : float
+        ``m * n / n_params_``.
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    butterfly_factorize : The same factorization as a function.
+    sklearn.decomposition.TruncatedSVD : Low-rank approximation.
+
+    Notes
+    -----
+    A factor with pattern ``(a, b, c, d)`` has ``a*b*c*d`` nonzeros; the
+    classical butterfly of size ``n = 2**L`` has ``L`` factors with ``2n``
+    nonzeros each. Products of butterfly factors are recovered to machine
+    precision by every tree.
+
+    References
+    ----------
+    .. [1] Q.-T. Le, L. Zheng, E. Riccietti, R. Gribonval, "Butterfly
+       factorization with error guarantees", SIAM J. Matrix Anal. Appl., 2025,
+       :arxiv:`2411.04506`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbutterfly import ButterflyApproximator
+    >>> from skbutterfly.datasets import hadamard_matrix
+    >>> H = hadamard_matrix(16)
+    >>> est = ButterflyApproximator().fit(H)
+    >>> est.depth_, est.n_params_, est.relative_error_ < 1e-12
+    (4, 128, True)
+    >>> X = np.ones((2, 16))
+    >>> bool(np.allclose(est.transform(X), X @ H.T))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "depth": [Interval(Integral, 1, None, closed="left"), None],
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "operator": ["array-like", "sparse matrix", None],
+        "architecture": ["array-like", None],
+        "tree": [StrOptions(set(TREES))],
+        "orthonormalize": ["boolean"],
+        "permutation": [
+            StrOptions({"bit-reversal", "auto", "identify"}),
+            "array-like",
+            None,
+        ],
+        "svd_solver": [StrOptions(set(SVD_SOLVERS))],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        depth=None,
+        rank=1,
+        *,
+        operator=None,
+        architecture=None,
+        tree="balanced",
+        orthonormalize=True,
+        permutation=None,
+        svd_solver="auto",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.depth = depth
+        self.rank = rank
+        self.operator = operator
+        self.architecture = architecture
+        self.tree = tree
+        self.orthonormalize = orthonormalize
+        self.permutation = permutation
+        self.svd_solver = svd_solver
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_X(self, X, reset):
+        """Validate ``X`` like ``validate_data`` does, letting complex data through."""
+        if _is_complex(X):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            X = check_matrix(X, name="X")
+            if not reset and X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                    f"expecting {self.n_features_in_} features as input."
+                )
+            return X
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=[np.float64, np.float32],
+            reset=reset,
+        )
+        return X.toarray() if sp.issparse(X) else X
+
+    def fit(self, X, y=None):
+        """Factorize ``operator`` (or ``X`` itself when ``operator`` is None).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The matrix to approximate, or data with ``operator.shape[1]``
+            features when ``operator`` is set.
+        y : Ignored
+            Not used, present here for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, then return ``X @ A_hat.T``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Matrix to approximate or data (see :meth:`fit`).
+        y : Ignored
+            Not used, present here for API consistency by convention.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, m)
+            ``X @ A_hat.T``.
+        """
+        X = self._fit(X)
+        return self._transform(X)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit(self, X):
+        X = self._validate_X(X, reset=True)
+        if self.operator is None:
+            A = X
+        else:
+            A = check_matrix(self.operator, name="operator")
+            if A.shape[1] != X.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features but operator has shape {A.shape}: "
+                    "X must have operator.shape[1] columns."
+                )
+        op, info = factorize_core(
+            A,
+            depth=self.depth,
+            rank=self.rank,
+            architecture=self.architecture,
+            tree=self.tree,
+            orthonormalize=self.orthonormalize,
+            permutation=self.permutation,
+            svd_solver=self.svd_solver,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+            verbose=self.verbose,
+            compute_error=True,
+        )
+        self.operator_ = op
+        self.factors_ = op.factors
+        self.chain_ = op.chain
+        self.permutation_ = (op.row_perm, op.col_perm)
+        self.depth_ = op.depth
+        self.relative_error_ = info["relative_error"]
+        self.reconstruction_err_ = info["relative_error"] * float(np.linalg.norm(A))
+        self.n_params_ = op.n_params
+        self.compression_ratio_ = A.shape[0] * A.shape[1] / op.n_params
+        if "identification" in info:
+            self.identification_ = info["identification"]
+        return X
+
+    def _transform(self, X):
+        # X @ A_hat.T = (A_hat @ X.T).T through the factors.
+        out = self.operator_.matmat(X.T).T
+        dtype = np.result_type(X.dtype, self.operator_.dtype)
+        return np.ascontiguousarray(out, dtype=dtype)
+
+    def transform(self, X):
+        """Apply the fitted operator: ``X @ A_hat.T`` through the sparse factors.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, m)
+            ``X @ A_hat.T``; float32 input stays float32 (for a real operator)
+            and complex operators give complex output.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._transform(X)
+
+    def score(self, X, y=None):
+        """Negative relative error of the approximation (greater is better).
+
+        When the estimator approximates ``X`` itself, ``X`` must be that matrix
+        and the score is ``-||X - A_hat||_F / ||X||_F``. With ``operator`` set,
+        it is ``-||X A_hat^T - X A^T||_F / ||X A^T||_F``: how well the
+        operator's action on this data is kept.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The approximated matrix, or data (see above).
+        y : Ignored
+            Not used, present here for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Negative relative Frobenius error.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        if self.operator is None:
+            if X.shape != self.operator_.shape:
+                raise ValueError(
+                    f"X has shape {X.shape} but the approximated matrix has shape "
+                    f"{self.operator_.shape}; to score on one matrix use "
+                    "cv=FullMatrixSplit() from skbutterfly.model_selection."
+                )
+            reference, approx = X, self.operator_.toarray()
+        else:
+            A = check_matrix(self.operator, name="operator")
+            reference = X @ A.T
+            approx = self._transform(X)
+        norm = np.linalg.norm(reference)
+        err = np.linalg.norm(reference - approx)
+        if norm == 0:
+            return 0.0 if err == 0 else -np.inf
+        return -float(err / norm)
+
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features."""
+        return self.operator_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
