@@ -72,7 +72,9 @@ def _print_table(rows, file=sys.stdout):
     print(" | ".join(c.ljust(w) for c, w in zip(columns, widths)), file=file)
     print("-+-".join("-" * w for w in widths), file=file)
     for row in rows:
-        print(" | ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths)), file=file)
+        print(
+            " | ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths)), file=file
+        )
 
 
 def run_demo(args):
@@ -179,7 +181,9 @@ def run_info(args):
         raise CLIError(str(exc)) from None
     m, n = op.shape
     print(f"file: {args.file}")
-    print(f"shape: {m} x {n} (factors of size {op.padded_shape[0]} x {op.padded_shape[1]})")
+    print(
+        f"shape: {m} x {n} (factors of size {op.padded_shape[0]} x {op.padded_shape[1]})"
+    )
     print(f"dtype: {op.dtype}")
     print(f"depth: {op.depth}")
     print(f"chain: {list(op.chain)}")
@@ -189,7 +193,9 @@ def run_info(args):
     if args.check is not None:
         A = _load_matrix(args.check)
         if A.shape != op.shape:
-            raise CLIError(f"{args.check} has shape {A.shape}, the operator {op.shape}.")
+            raise CLIError(
+                f"{args.check} has shape {A.shape}, the operator {op.shape}."
+            )
         print(f"relative error vs {args.check}: {relative_error(op, A):.3e}")
     return EXIT_OK
 

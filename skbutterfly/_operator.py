@@ -274,12 +274,16 @@ class ButterflyOperator(LinearOperator):
 
         Raises
         ------
+        FileNotFoundError
+            If the file does not exist.
         ValueError
             If the file is not a readable skbutterfly operator file.
         """
         try:
             with np.load(file, allow_pickle=False) as data:
                 contents = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
         if contents.get("format", np.array("")).item() != FORMAT_NAME:
