@@ -181,9 +181,8 @@ def run_info(args):
         raise CLIError(str(exc)) from None
     m, n = op.shape
     print(f"file: {args.file}")
-    print(
-        f"shape: {m} x {n} (factors of size {op.padded_shape[0]} x {op.padded_shape[1]})"
-    )
+    pm, pn = op.padded_shape
+    print(f"shape: {m} x {n} (factors of size {pm} x {pn})")
     print(f"dtype: {op.dtype}")
     print(f"depth: {op.depth}")
     print(f"chain: {list(op.chain)}")
