@@ -80,7 +80,8 @@ class ButterflyApproximator(
         means 1 unless in a :obj:`joblib.parallel_config` context. ``-1`` means
         using all processors.
     random_state : int, RandomState instance or None, default=None
-        Seed of the randomized solver. Pass an int for reproducible results.
+        Seed of the starting vectors of the iterative block solver. None means
+        a fixed seed (0): the same input always gives the same factors.
     verbose : int, default=0
         Print progress per tree level (with elapsed time) when > 0.
 

@@ -59,7 +59,7 @@ def check_matrix(A, name="A"):
         A = A.astype(np.float32)
     elif A.dtype.type not in _SUPPORTED_DTYPES:
         A = A.astype(np.complex128 if A.dtype.kind == "c" else np.float64)
-    if not np.isfinite(A).all():
+    if not np.isfinite(_max_abs(A)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
         raise ValueError(
             f"{name} contains NaN or infinity; the first is at index {bad}: {A[bad]!r}."
@@ -140,12 +140,27 @@ def relative_error(op, A):
     return float(np.sqrt(err2)) / norm
 
 
+def _max_abs(A):
+    """``max(|Re A|, |Im A|)`` by reductions on views (no temporary array).
+
+    NaN and infinity propagate, so this is also a finiteness check.
+    """
+    parts = (A.real, A.imag) if A.dtype.kind == "c" else (A,)
+    return max(max(float(p.max()), -float(p.min())) for p in parts)
+
+
 def _power_of_two_scale(A):
-    """Exponent ``e`` with ``max|A| * 2**-e`` in [0.5, 1): exact rescaling."""
-    top = float(np.max(np.abs(A)))
+    """Exponent ``e`` to divide ``A`` by (exactly, ``2**e``) before factorizing.
+
+    0 unless the magnitudes are so large or small that squares in the block
+    Gram matrices could overflow or underflow.
+    """
+    top = _max_abs(A)
     if top == 0:
         return 0
-    return int(np.frexp(top)[1])
+    exponent = int(np.frexp(top)[1])
+    limit = np.finfo(A.dtype).maxexp // 4
+    return exponent if abs(exponent) > limit else 0
 
 
 def factorize_core(
@@ -173,22 +188,15 @@ def factorize_core(
     m, n = A.shape
     chain, padded = resolve_architecture((m, n), depth, rank, architecture)
     candidates = _resolve_permutation(permutation, (m, n))
-    rng = check_random_state(random_state)
+    # None means a fixed seed: the same input gives the same factors.
+    rng = check_random_state(0 if random_state is None else random_state)
     info = {"chain": chain, "padded_shape": padded}
     if candidates[0][0] == "identify":
         candidates, info = _identify_candidates(A, chain, padded, info, random_state)
     exponent = _power_of_two_scale(A)
     best = None
     for name, rows, cols in candidates:
-        B = A
-        if rows is not None:
-            B = B[rows]
-        if cols is not None:
-            B = B[:, cols]
-        work = np.zeros(padded, dtype=A.dtype)
-        work[:m, :n] = B
-        if exponent:
-            work *= work.real.dtype.type(np.ldexp(1.0, -exponent))
+        work = _working_matrix(A, rows, cols, padded, exponent)
         if verbose > 0 and len(candidates) > 1:
             print(f"[skbutterfly] permutation candidate {name}")
         twiddles = hierarchical_factorize(
@@ -221,6 +229,28 @@ def factorize_core(
     if error is None and compute_error:
         info["relative_error"] = relative_error(op, A)
     return op, info
+
+
+def _working_matrix(A, rows, cols, padded, exponent):
+    """``A[rows][:, cols]``, zero-padded and scaled by ``2**-exponent``.
+
+    ``A`` itself (no copy) when nothing applies: the factorization only reads it.
+    """
+    m, n = A.shape
+    work = A
+    # np.take gathers about 3x faster than fancy indexing here.
+    if rows is not None:
+        work = np.take(work, rows, axis=0)
+    if cols is not None:
+        work = np.take(work, cols, axis=1)
+    if padded != (m, n):
+        padded_work = np.zeros(padded, dtype=A.dtype)
+        padded_work[:m, :n] = work
+        work = padded_work
+    if exponent:
+        factor = A.real.dtype.type(np.ldexp(1.0, -exponent))
+        work = work * factor if work is A else np.multiply(work, factor, out=work)
+    return work
 
 
 def _identify_candidates(A, chain, padded, info, random_state):
@@ -327,7 +357,9 @@ def butterfly_factorize(
         Number of threads over chunks of each SVD batch. None means 1 unless
         in a :obj:`joblib.parallel_config` context; -1 means all processors.
     random_state : int, RandomState instance or None, default=None
-        Seed of the randomized solver.
+        Seed of the starting vectors of the iterative block solver. None means
+        a fixed seed (0), so that the same input always gives the same factors;
+        exact butterflies do not depend on it at all.
     verbose : int, default=0
         Print progress per tree level when > 0.
 

@@ -5,11 +5,9 @@
 import time
 from math import prod
 
-import numpy as np
-
 from skbutterfly._chain import _gb_factors
-from skbutterfly._svd import batched_truncated_svd
-from skbutterfly._twiddle import dense_to_twiddle, qr_push, split_blocks, split_twiddles
+from skbutterfly._split import block_shape, split_node, split_stacked, uses_view_path
+from skbutterfly._twiddle import dense_to_twiddle, qr_push
 
 __all__ = ["TREES", "hierarchical_factorize", "split_schedule"]
 
@@ -100,7 +98,8 @@ def hierarchical_factorize(
     """
     gb = _gb_factors(chain)
     root = dense_to_twiddle(A, _merged_pattern(gb, 0, len(gb) - 1))
-    nodes = [_Node(0, len(gb) - 1, np.array(root, copy=True))]
+    # The root twiddle may be a view of A: nodes are never modified in place.
+    nodes = [_Node(0, len(gb) - 1, root)]
     center = 0  # with orthonormalize: nodes left of it have orthonormal columns
     start = time.perf_counter()
     for level, splits in enumerate(split_schedule(len(gb), tree)):
@@ -185,39 +184,42 @@ def _move_center(nodes, gb, center, k):
 
 
 def _split_nodes(nodes, gb, batch, orthonormalize, solver, n_jobs, random_state):
-    """Split the nodes ``batch = [(k, i), ...]`` (same block shape) in one SVD call."""
-    stacks, layouts = [], []
-    for k, i in batch:
-        node = nodes[k]
-        b2, c1, _ = _split_sizes(node, gb, i)
-        M = split_blocks(node.twiddle, b2, c1)
-        layouts.append((k, i, b2, c1, M.shape))
-        stacks.append(M.reshape(-1, *M.shape[2:]))
-    stack = stacks[0] if len(stacks) == 1 else np.concatenate(stacks)
+    """Split the nodes ``batch = [(k, i), ...]``, whose blocks share one shape.
+
+    Blocks split on views (Gram or subspace iteration) go node by node, each
+    call batched over the node's blocks; other blocks of all the nodes go
+    through one batched SVD.
+    """
     rank = gb[batch[0][1]].q
-    U, S, Vh = batched_truncated_svd(
-        stack, rank, solver=solver, n_jobs=n_jobs, random_state=random_state
-    )
-    S = S.astype(stack.dtype, copy=False)
-    if orthonormalize:
-        Vh = S[..., :, None] * Vh
-    else:
-        root = np.sqrt(S)
-        U = U * root[..., None, :]
-        Vh = root[..., :, None] * Vh
-    offsets, offset = {}, 0
-    for k, _, _, _, shape in layouts:
-        offsets[k] = offset
-        offset += shape[0] * shape[1]
-    for k, i, b2, c1, shape in sorted(layouts, key=lambda t: -t[0]):
-        node = nodes[k]
-        count = shape[0] * shape[1]
-        o = offsets[k]
-        u = U[o : o + count].reshape(*shape[:3], rank)
-        vh = Vh[o : o + count].reshape(*shape[:2], rank, shape[3])
-        a, d = node.twiddle.shape[:2]
-        left, right = split_twiddles(u, vh, a, d, b2, c1)
-        nodes[k : k + 1] = [
-            _Node(node.start, i, left),
-            _Node(i + 1, node.end, right),
+    sizes = [_split_sizes(nodes[k], gb, i)[:2] for k, i in batch]
+    twiddles = [nodes[k].twiddle for k, _ in batch]
+    b1, c2 = block_shape(twiddles[0], *sizes[0])
+    if uses_view_path(b1, c2, rank, solver):
+        results = [
+            split_node(
+                T,
+                b2,
+                c1,
+                rank,
+                orthonormalize=orthonormalize,
+                solver=solver,
+                n_jobs=n_jobs,
+                random_state=random_state,
+            )
+            for T, (b2, c1) in zip(twiddles, sizes)
         ]
+    else:
+        results = split_stacked(
+            twiddles,
+            [b2 for b2, _ in sizes],
+            [c1 for _, c1 in sizes],
+            rank,
+            orthonormalize=orthonormalize,
+            solver=solver,
+            n_jobs=n_jobs,
+            random_state=random_state,
+        )
+    # Replace from the right so that earlier node indices stay valid.
+    for (k, i), (left, right) in sorted(zip(batch, results), key=lambda t: -t[0][0]):
+        node = nodes[k]
+        nodes[k : k + 1] = [_Node(node.start, i, left), _Node(i + 1, node.end, right)]

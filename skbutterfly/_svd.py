@@ -37,26 +37,29 @@ def choose_svd_solver(solver, block_shape, rank):
     if solver != "auto":
         return solver
     small = min(block_shape)
-    if small <= 2:
+    if small <= 8:
         return "gram"
-    if small >= 48 and 4 * rank <= small:
+    if small >= 16 and 4 * rank <= small:
         return "randomized"
     return "full"
 
 
-def _flip_phases(U, S, Vh):
-    """Make the largest-magnitude entry of every left singular vector real >= 0.
+def pivot_phases(U):
+    """Phases (shape ``(..., 1, k)``) of the largest-magnitude entry of each column.
 
-    SVD signs (phases, for complex data) are arbitrary; fixing them per block
-    makes results independent of the backend path and of the chunking.
+    SVD signs (phases, for complex data) are arbitrary; dividing every left
+    singular vector by its pivot's phase fixes them per block, which makes
+    results independent of the solver path and of the chunking.
     """
     idx = np.argmax(np.abs(U), axis=-2)[..., None, :]
     pivot = np.take_along_axis(U, idx, axis=-2)
     mag = np.abs(pivot)
-    phase = np.where(mag > 0, pivot / np.where(mag > 0, mag, 1), 1)
-    U = U * phase.conj()
-    Vh = Vh * np.swapaxes(phase, -1, -2)
-    return U, S, Vh
+    return np.where(mag > 0, pivot / np.where(mag > 0, mag, 1), 1)
+
+
+def _flip_phases(U, S, Vh):
+    phase = pivot_phases(U)
+    return U * phase.conj(), S, Vh * np.swapaxes(phase, -1, -2)
 
 
 def _svd_full(M, rank):
@@ -91,8 +94,34 @@ def _svd_gram(M, rank):
     return U, S, Vh
 
 
+def _svd_power(M, x, n_iter, tol=1e-13):
+    """Top singular triplet of every block by power iteration from ``x`` (k, q).
+
+    Stops early once no block's estimate of ``sigma**2`` moves by more than
+    ``tol`` (relative): exact rank-one blocks converge in one iteration.
+    """
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    previous = None
+    for _ in range(max(n_iter, 1)):
+        y = np.matmul(M, x[..., None])[..., 0]
+        x = np.matmul(y[..., None, :].conj(), M)[..., 0, :].conj()
+        sigma2 = np.linalg.norm(x, axis=-1)
+        x /= np.where(sigma2 > 0, sigma2, 1)[..., None]
+        if previous is not None and np.all(
+            np.abs(sigma2 - previous) <= tol * np.maximum(sigma2, previous)
+        ):
+            break
+        previous = sigma2
+    y = np.matmul(M, x[..., None])  # (k, p, 1) = U S
+    S = np.linalg.norm(y, axis=-2)  # (k, 1)
+    U = y / np.where(S > 0, S, 1)[..., None, :]
+    return U, S, x[..., None, :].conj()
+
+
 def _svd_randomized(M, rank, omega, n_iter):
     """Randomized subspace iteration on a stack, with a given test matrix."""
+    if rank == 1:
+        return _svd_power(M, omega[..., 0], n_iter + 2)
     Q, _ = np.linalg.qr(M @ omega)
     Mh = np.swapaxes(M, -1, -2).conj()
     for _ in range(n_iter):
