@@ -145,6 +145,19 @@ def _gb_factors(chain):
     return tuple(factors)
 
 
+def merged_pattern(chain, start, end):
+    """Pattern ``(a, b, c, d)`` of the product of factors ``start..end``.
+
+    Adjacent patterns merge as ``(a1, b1 d1 / d2, a2 c2 / a1, d2)``.
+    """
+    a, b, _, d = chain[start]
+    for a2, _, c2, d2 in chain[start + 1 : end + 1]:
+        b, c, d = b * d // d2, a2 * c2 // a, d2
+    if start == end:
+        c = chain[start][2]
+    return (a, b, c, d)
+
+
 def chain_shape(chain):
     """Return the shape ``(m, n)`` of the product of a chain."""
     a, b, _, d = chain[0]
@@ -202,7 +215,9 @@ def square_dyadic_chain(n, depth=None):
 
 def low_rank_chain(m, n, rank):
     """Rank-``rank`` chain ``[(1, m, rank, 1), (1, rank, n, 1)]``."""
-    return ((1, int(m), int(rank), 1), (1, int(rank), int(n), 1))
+    m, n = _check_positive_int(m, "m"), _check_positive_int(n, "n")
+    rank = _check_positive_int(rank, "rank")
+    return ((1, m, rank, 1), (1, rank, n, 1))
 
 
 def monarch_chain(m, n, rank=1):
@@ -226,8 +241,11 @@ def _rect_skeleton(m, n, depth, rank, strict=True):
     as a ``cp`` half-step followed by a ``bp`` half-step.
     Constraints: ``bp_l >= 2`` for ``l < depth`` and ``cp_l >= 2`` for ``l > 1``
     (otherwise the rank at an interface is vacuous), ``bp_1 > rank`` and
-    ``cp_depth > rank``, and every interface keeps at least ``min(m, n)`` rows
-    so that a full-rank matrix stays representable.
+    ``cp_depth > rank``, and the rank-one skeleton keeps at least ``min(m, n)``
+    rows at every interface (``m * Pc_l / Pb_l >= min(m, n)``), so that the
+    digits alone can represent a full-rank matrix and the rank only adds
+    capacity on top (as DebflyGen's monotone chains do). Feasibility is then
+    monotone in the rank.
     """
     lo = min(m, n)
     weights = [1] + [rank] * (depth - 1) + [1]  # p_l = weights[l], q_l = weights[l+1]
@@ -508,16 +526,29 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
                 f"depth={depth} disagrees with the architecture, which has "
                 f"{len(chain)} factors; leave depth=None with an architecture."
             )
+        ranks = set(chain_ranks(chain))
+        if rank != 1 and ranks != {rank}:
+            raise ValueError(
+                f"rank={rank} disagrees with the architecture, whose interface "
+                f"ranks are {sorted(ranks)}; leave rank=1 with an architecture."
+            )
         return chain, (m, n)
     if depth is not None:
         depth = _check_positive_int(depth, "depth")
+        if rank > min(m, n):
+            raise ValueError(_padded_infeasible_message(m, n, depth, rank))
         candidates = [(m, n), *_padding_candidates(m, n)]
-        for mm, nn in candidates:
-            if depth > min(_omega(mm), _omega(nn)) + 1:
-                continue
-            skeleton = _any_skeleton(mm, nn, depth, rank)
-            if skeleton is not None:
-                return _chain_from_skeleton(mm, *skeleton, rank), (mm, nn)
+        candidates = [
+            (mm, nn)
+            for mm, nn in candidates
+            if depth <= min(_omega(mm), _omega(nn)) + 1 and rank <= min(mm, nn)
+        ]
+        # A non-redundant chain (padded if need be) first, then a redundant one.
+        for strict in (True, False):
+            for mm, nn in candidates:
+                skeleton = _skeleton(mm, nn, depth, rank, strict)
+                if skeleton is not None:
+                    return _chain_from_skeleton(mm, *skeleton, rank), (mm, nn)
         raise ValueError(_padded_infeasible_message(m, n, depth, rank))
     # depth=None: the finest butterfly. Smooth sizes are factorized as they are
     # (mixed radix); other sizes are padded to the smooth size (up to the next

@@ -128,16 +128,23 @@ def relative_error(op, A):
     The dense form of ``op`` is built a few columns at a time.
     """
     n = A.shape[1]
-    err2 = 0.0
+    top = _max_abs(A)
+    # Norms are taken on A / 2**e (exact) so that they neither overflow nor
+    # underflow for entries near the ends of the floating point range.
+    exponent = int(np.frexp(top)[1]) if top > 0 else 0
+    err2 = norm2 = 0.0
     for start in range(0, n, _ERROR_CHUNK):
         stop = min(start + _ERROR_CHUNK, n)
         eye = np.zeros((n, stop - start), dtype=op.dtype)
         eye[np.arange(start, stop), np.arange(stop - start)] = 1
-        err2 += float(np.linalg.norm(A[:, start:stop] - op.matmat(eye)) ** 2)
-    norm = float(np.linalg.norm(A))
-    if norm == 0:
+        block = _ldexp(A[:, start:stop], -exponent)
+        diff = _ldexp(op.matmat(eye), -exponent)
+        diff -= block
+        err2 += float(np.linalg.norm(diff)) ** 2
+        norm2 += float(np.linalg.norm(block)) ** 2
+    if norm2 == 0:
         return 0.0 if err2 == 0 else float("inf")
-    return float(np.sqrt(err2)) / norm
+    return float(np.sqrt(err2 / norm2))
 
 
 def _max_abs(A):
@@ -214,10 +221,7 @@ def factorize_core(
             # Give every factor an equal power-of-two share of the scale (exact).
             shares = np.full(len(twiddles), exponent // len(twiddles))
             shares[: exponent % len(twiddles)] += 1
-            twiddles = [
-                (t * np.ldexp(1.0, int(s))).astype(t.dtype, copy=False)
-                for t, s in zip(twiddles, shares)
-            ]
+            twiddles = [_ldexp(t, int(s)) for t, s in zip(twiddles, shares)]
         op = ButterflyOperator(twiddles, (m, n), col_perm=cols, row_perm=rows)
         error = (
             relative_error(op, A) if (compute_error or len(candidates) > 1) else None
@@ -248,9 +252,24 @@ def _working_matrix(A, rows, cols, padded, exponent):
         padded_work[:m, :n] = work
         work = padded_work
     if exponent:
-        factor = A.real.dtype.type(np.ldexp(1.0, -exponent))
-        work = work * factor if work is A else np.multiply(work, factor, out=work)
+        work = _ldexp(work, -exponent, out=None if work is A else work)
     return work
+
+
+def _ldexp(X, exponent, out=None):
+    """``X * 2**exponent`` exactly, for real or complex ``X``, any exponent.
+
+    ``np.ldexp`` scales the values themselves, so no factor ``2**exponent``
+    (which may not be representable) is formed.
+    """
+    if out is None:
+        out = np.empty_like(X)
+    if X.dtype.kind == "c":
+        np.ldexp(X.real, exponent, out=out.real)
+        np.ldexp(X.imag, exponent, out=out.imag)
+    else:
+        np.ldexp(X, exponent, out=out)
+    return out
 
 
 def _identify_candidates(A, chain, padded, info, random_state):

@@ -5,7 +5,7 @@
 import time
 from math import prod
 
-from skbutterfly._chain import _gb_factors
+from skbutterfly._chain import _gb_factors, merged_pattern
 from skbutterfly._split import block_shape, split_node, split_stacked, uses_view_path
 from skbutterfly._twiddle import dense_to_twiddle, qr_push
 
@@ -97,28 +97,30 @@ def hierarchical_factorize(
         One twiddle of shape ``(a, d, b, c)`` per factor, leftmost first.
     """
     gb = _gb_factors(chain)
-    root = dense_to_twiddle(A, _merged_pattern(gb, 0, len(gb) - 1))
+    root = dense_to_twiddle(A, merged_pattern(chain, 0, len(chain) - 1))
     # The root twiddle may be a view of A: nodes are never modified in place.
     nodes = [_Node(0, len(gb) - 1, root)]
     center = 0  # with orthonormalize: nodes left of it have orthonormal columns
+    solver_args = (svd_solver, n_jobs, random_state)
     start = time.perf_counter()
     for level, splits in enumerate(split_schedule(len(gb), tree)):
+        children = {}
         if orthonormalize:
             for i in splits:
                 k = _node_index(nodes, i)
                 center = _move_center(nodes, gb, center, k)
-                _split_nodes(
-                    nodes, gb, [(k, i)], True, svd_solver, n_jobs, random_state
-                )
+                pair = _split_nodes([(nodes[k], i)], gb, True, *solver_args)
+                nodes[k : k + 1] = pair[0]
                 center = k + 1
         else:
             groups = {}
             for i in splits:
-                k = _node_index(nodes, i)
-                groups.setdefault(_block_key(nodes[k], gb, i), []).append((k, i))
-            # Split from the right so that earlier node indices stay valid.
-            for batch in sorted(groups.values(), key=lambda g: -g[0][0]):
-                _split_nodes(nodes, gb, batch, False, svd_solver, n_jobs, random_state)
+                node = nodes[_node_index(nodes, i)]
+                groups.setdefault(_block_key(node, gb, i), []).append((node, i))
+            for batch in groups.values():
+                pairs = _split_nodes(batch, gb, False, *solver_args)
+                children.update({id(node): p for (node, _), p in zip(batch, pairs)})
+            nodes = [c for node in nodes for c in children.get(id(node), [node])]
         if verbose > 0:
             elapsed = time.perf_counter() - start
             shapes = sorted({_block_shape(n, gb) for n in nodes if n.end > n.start})
@@ -128,13 +130,6 @@ def hierarchical_factorize(
                 + (f", next blocks {shapes}" if verbose > 1 and shapes else "")
             )
     return [node.twiddle for node in nodes]
-
-
-def _merged_pattern(gb, s, e):
-    """Pattern ``(a, b, c, d)`` of the product of factors ``s..e``."""
-    bp = prod(f.bp for f in gb[s : e + 1])
-    cp = prod(f.cp for f in gb[s : e + 1])
-    return (gb[s].a, gb[s].p * bp, cp * gb[e].q, gb[e].d)
 
 
 def _split_sizes(node, gb, i):
@@ -183,16 +178,21 @@ def _move_center(nodes, gb, center, k):
     return center
 
 
-def _split_nodes(nodes, gb, batch, orthonormalize, solver, n_jobs, random_state):
-    """Split the nodes ``batch = [(k, i), ...]``, whose blocks share one shape.
+def _split_nodes(batch, gb, orthonormalize, solver, n_jobs, random_state):
+    """Split the nodes ``batch = [(node, i), ...]``, whose blocks share one shape.
 
     Blocks split on views (Gram or subspace iteration) go node by node, each
     call batched over the node's blocks; other blocks of all the nodes go
     through one batched SVD.
+
+    Returns
+    -------
+    children : list of [left, right]
+        The two new nodes of every split, in the order of ``batch``.
     """
     rank = gb[batch[0][1]].q
-    sizes = [_split_sizes(nodes[k], gb, i)[:2] for k, i in batch]
-    twiddles = [nodes[k].twiddle for k, _ in batch]
+    sizes = [_split_sizes(node, gb, i)[:2] for node, i in batch]
+    twiddles = [node.twiddle for node, _ in batch]
     b1, c2 = block_shape(twiddles[0], *sizes[0])
     if uses_view_path(b1, c2, rank, solver):
         results = [
@@ -219,7 +219,7 @@ def _split_nodes(nodes, gb, batch, orthonormalize, solver, n_jobs, random_state)
             n_jobs=n_jobs,
             random_state=random_state,
         )
-    # Replace from the right so that earlier node indices stay valid.
-    for (k, i), (left, right) in sorted(zip(batch, results), key=lambda t: -t[0][0]):
-        node = nodes[k]
-        nodes[k : k + 1] = [_Node(node.start, i, left), _Node(i + 1, node.end, right)]
+    return [
+        [_Node(node.start, i, left), _Node(i + 1, node.end, right)]
+        for (node, i), (left, right) in zip(batch, results)
+    ]

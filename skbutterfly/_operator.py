@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import threading
 import zipfile
 
 import numpy as np
@@ -9,6 +10,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from skbutterfly._chain import chain_n_params, chain_shape, validate_chain
+from skbutterfly._fusion import fuse_twiddles, fusion_plan
 from skbutterfly._twiddle import apply_twiddle, twiddle_to_sparse
 
 __all__ = ["ButterflyOperator"]
@@ -18,6 +20,16 @@ FORMAT_VERSION = 1
 
 # Columns per chunk when a dense form is built by applying the operator.
 _DENSE_CHUNK = 512
+
+# Products on k vectors use the fusion plan made for the bucket holding k.
+_PLAN_BUCKETS = (1, 16, 64, 1024)
+
+
+def _bucket(k):
+    for bucket in _PLAN_BUCKETS:
+        if k <= bucket:
+            return bucket
+    return _PLAN_BUCKETS[-1]
 
 
 def _check_permutation(perm, size, name):
@@ -112,7 +124,47 @@ class ButterflyOperator(LinearOperator):
         self.padded_shape = padded
         self.col_perm = _check_permutation(col_perm, shape[1], "col_perm")
         self.row_perm = _check_permutation(row_perm, shape[0], "row_perm")
+        self._init_plans()
         super().__init__(dtype, shape)
+
+    def _init_plans(self, source=None):
+        self._plans = {}
+        self._plans_lock = threading.Lock()
+        # (operator, conjugate) whose fused factors this one transposes.
+        self._source = source
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_plans"], state["_plans_lock"], state["_source"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_plans()
+
+    def _fused(self, k):
+        """Fused twiddles for products on ``k`` vectors (cached per bucket)."""
+        bucket = _bucket(k)
+        fused = self._plans.get(bucket)
+        if fused is None:
+            if self._source is not None:
+                # A transpose's chain is not chainable left to right: transpose
+                # the fused factors of the operator it comes from instead.
+                source, conjugate = self._source
+                fused = [
+                    np.ascontiguousarray(
+                        np.swapaxes(T.conj() if conjugate else T, -1, -2)
+                    )
+                    for T in reversed(source._fused(k))
+                ]
+            else:
+                plan = fusion_plan(self.chain, bucket)
+                fused = [
+                    fuse_twiddles(self.twiddles, self.chain, s, e) for s, e in plan
+                ]
+            with self._plans_lock:
+                fused = self._plans.setdefault(bucket, fused)
+        return fused
 
     # -- structure -------------------------------------------------------------
     @property
@@ -150,8 +202,8 @@ class ButterflyOperator(LinearOperator):
             Xp[:n] = X
             X = Xp
         X = np.ascontiguousarray(X, dtype=dtype)
-        for T in reversed(self.twiddles):
-            X = apply_twiddle(T if T.dtype == dtype else T.astype(dtype), X)
+        for T in reversed(self._fused(X.shape[1])):
+            X = apply_twiddle(T, X, dtype=dtype)
         if pm != m:
             X = X[:m]
         if self.row_perm is not None:
@@ -188,6 +240,7 @@ class ButterflyOperator(LinearOperator):
         op.chain = tuple((a, c, b, d) for a, b, c, d in reversed(self.chain))
         op.padded_shape = self.padded_shape[::-1]
         op.col_perm, op.row_perm = self.row_perm, self.col_perm
+        op._init_plans(source=(self, conjugate))
         LinearOperator.__init__(op, self.dtype, self.shape[::-1])
         return op
 
@@ -280,15 +333,25 @@ class ButterflyOperator(LinearOperator):
             If the file is not a readable skbutterfly operator file.
         """
         try:
-            with np.load(file, allow_pickle=False) as data:
-                contents = {key: data[key] for key in data.files}
+            data = np.load(file, allow_pickle=False)
         except FileNotFoundError:
             raise
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
-        if contents.get("format", np.array("")).item() != FORMAT_NAME:
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{file!s} is a single array, not an operator .npz file.")
+        try:
+            with data:
+                contents = {key: data[key] for key in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
+        fmt = contents.get("format")
+        if fmt is None or fmt.shape != () or str(fmt) != FORMAT_NAME:
             raise ValueError(f"{file!s} is not a skbutterfly operator file.")
-        version = int(contents["format_version"])
+        try:
+            version = int(contents["format_version"])
+        except (KeyError, ValueError, TypeError):
+            raise ValueError(f"{file!s} has no valid format version.") from None
         if version > FORMAT_VERSION:
             raise ValueError(
                 f"{file!s} has format version {version}; this skbutterfly reads "
@@ -296,6 +359,11 @@ class ButterflyOperator(LinearOperator):
             )
         try:
             chain = [tuple(int(v) for v in p) for p in contents["chain"]]
+            if any(
+                contents[f"twiddle_{i}"].dtype.kind not in "fc"
+                for i in range(len(chain))
+            ):
+                raise ValueError("twiddles must be float or complex arrays")
             twiddles = [contents[f"twiddle_{i}"] for i in range(len(chain))]
             op = cls(
                 twiddles,
@@ -303,7 +371,7 @@ class ButterflyOperator(LinearOperator):
                 col_perm=contents.get("col_perm"),
                 row_perm=contents.get("row_perm"),
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
             raise ValueError(f"{file!s} is a corrupted operator file: {exc}") from None
         if op.chain != tuple(chain):
             raise ValueError(f"{file!s} is a corrupted operator file: chain mismatch.")

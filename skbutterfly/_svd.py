@@ -94,34 +94,8 @@ def _svd_gram(M, rank):
     return U, S, Vh
 
 
-def _svd_power(M, x, n_iter, tol=1e-13):
-    """Top singular triplet of every block by power iteration from ``x`` (k, q).
-
-    Stops early once no block's estimate of ``sigma**2`` moves by more than
-    ``tol`` (relative): exact rank-one blocks converge in one iteration.
-    """
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    previous = None
-    for _ in range(max(n_iter, 1)):
-        y = np.matmul(M, x[..., None])[..., 0]
-        x = np.matmul(y[..., None, :].conj(), M)[..., 0, :].conj()
-        sigma2 = np.linalg.norm(x, axis=-1)
-        x /= np.where(sigma2 > 0, sigma2, 1)[..., None]
-        if previous is not None and np.all(
-            np.abs(sigma2 - previous) <= tol * np.maximum(sigma2, previous)
-        ):
-            break
-        previous = sigma2
-    y = np.matmul(M, x[..., None])  # (k, p, 1) = U S
-    S = np.linalg.norm(y, axis=-2)  # (k, 1)
-    U = y / np.where(S > 0, S, 1)[..., None, :]
-    return U, S, x[..., None, :].conj()
-
-
 def _svd_randomized(M, rank, omega, n_iter):
     """Randomized subspace iteration on a stack, with a given test matrix."""
-    if rank == 1:
-        return _svd_power(M, omega[..., 0], n_iter + 2)
     Q, _ = np.linalg.qr(M @ omega)
     Mh = np.swapaxes(M, -1, -2).conj()
     for _ in range(n_iter):

@@ -127,13 +127,19 @@ def _qr_padded(X):
     return Q, Rm
 
 
-def apply_twiddle(T, X):
+def apply_twiddle(T, X, dtype=None):
     """Product of the factor of twiddle ``T`` with the columns of ``X``.
+
+    One batched matmul over the ``(a, d)`` blocks, reading ``X`` and writing
+    the result through strided views (BLAS takes the strides as leading
+    dimensions): no transpose copies.
 
     Parameters
     ----------
     T : ndarray of shape (a, d, b, c)
-    X : ndarray of shape (a*c*d, k)
+    X : ndarray of shape (a*c*d, k), C-contiguous
+    dtype : dtype, default=None
+        Dtype of the result; None means ``np.result_type(T, X)``.
 
     Returns
     -------
@@ -141,12 +147,8 @@ def apply_twiddle(T, X):
     """
     a, d, b, c = T.shape
     k = X.shape[1]
-    if d == 1:
-        # Block diagonal: one batched matmul on a free reshape.
-        return np.matmul(T[:, 0], X.reshape(a, c, k)).reshape(a * b, k)
-    if a == 1:
-        # Y[j, l, :] = sum_k T[l, j, k] X[k, l, :]; batch over l.
-        Xt = X.reshape(c, d, k).transpose(1, 0, 2)
-        return np.matmul(T[0], Xt).transpose(1, 0, 2).reshape(b * d, k)
-    Xt = X.reshape(a, c, d, k).transpose(0, 2, 1, 3)
-    return np.matmul(T, Xt).transpose(0, 2, 1, 3).reshape(a * b * d, k)
+    Y = np.empty((a * b * d, k), dtype=dtype or np.result_type(T, X))
+    Xv = X.reshape(a, c, d, k).transpose(0, 2, 1, 3)
+    Yv = Y.reshape(a, b, d, k).transpose(0, 2, 1, 3)
+    np.matmul(T, Xv, out=Yv)
+    return Y

@@ -1,0 +1,229 @@
+"""Property-based tests (hypothesis) of the factorization and its operator."""
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_allclose, assert_array_equal
+
+import skbutterfly._split as split_module
+import skbutterfly._svd as svd_module
+from skbutterfly import butterfly_factorize, feasible_depth_rank
+
+DTYPES = [np.float64, np.float32, np.complex128, np.complex64]
+TREES = ["balanced", "left-to-right", "right-to-left"]
+
+SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def _tol(dtype):
+    return 1e-4 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-10
+
+
+@st.composite
+def problems(draw, max_size=20):
+    """A random matrix with a feasible (depth, rank) drawn from feasible_depth_rank.
+
+    Mostly small shapes, sometimes larger ones whose blocks take the large-block
+    (stacked, subspace iteration) paths.
+    """
+    sizes = st.one_of(st.integers(1, max_size), st.sampled_from([24, 32, 48, 64]))
+    m = draw(sizes)
+    n = draw(sizes)
+    depth, rank = draw(st.sampled_from(feasible_depth_rank((m, n))))
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n))
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * rng.standard_normal((m, n))
+    A = A.astype(dtype)
+    kwargs = {
+        "depth": depth,
+        "rank": rank,
+        "tree": draw(st.sampled_from(TREES)),
+        "orthonormalize": draw(st.booleans()),
+        "random_state": 0,
+    }
+    return A, kwargs
+
+
+# Finite entries away from the subnormal range (exact power-of-two scaling);
+# extreme and subnormal scales are tested in test_factorize.py.
+finite = st.one_of(
+    st.just(0.0),
+    st.floats(1e-6, 1e3, allow_subnormal=False),
+    st.floats(-1e3, -1e-6, allow_subnormal=False),
+)
+any_matrices = st.tuples(st.integers(1, 16), st.integers(1, 16)).flatmap(
+    lambda s: arrays(np.float64, s, elements=finite)
+)
+
+
+def _dense_from_factors(op):
+    """Product of the stored sparse factors, cropped and permuted like the operator."""
+    prod = op.factors[0]
+    for F in op.factors[1:]:
+        prod = prod @ F
+    m, n = op.shape
+    B = prod.toarray()[:m, :n]
+    out = np.empty_like(B)
+    rows = np.arange(m) if op.row_perm is None else op.row_perm
+    cols = np.arange(n) if op.col_perm is None else op.col_perm
+    out[np.ix_(rows, cols)] = B
+    return out
+
+
+@SETTINGS
+@given(problem=problems())
+def test_product_of_stored_factors_equals_toarray(problem):
+    A, kwargs = problem
+    op = butterfly_factorize(A, **kwargs)
+    assert op.depth == kwargs["depth"]
+    assert op.shape == A.shape
+    D = op.toarray()
+    scale = max(float(np.abs(D).max()), 1e-300)
+    assert_allclose(_dense_from_factors(op), D, rtol=0, atol=_tol(A.dtype) * scale)
+    assert sum(F.nnz for F in op.factors) == op.n_params
+
+
+@SETTINGS
+@given(problem=problems(), data=st.data())
+def test_operator_products_agree_with_dense(problem, data):
+    A, kwargs = problem
+    op = butterfly_factorize(A, **kwargs)
+    D = op.toarray().astype(np.complex128)
+    m, n = op.shape
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    X = rng.standard_normal((n, 3))
+    y = rng.standard_normal(m) + 1j * rng.standard_normal(m)
+    Y = rng.standard_normal((m, 2))
+    tol = _tol(A.dtype)
+    scale = max(float(np.abs(D).max()), 1e-300) * max(m, n)
+    assert_allclose(op @ x, D @ x, rtol=0, atol=tol * scale * np.abs(x).max())
+    assert_allclose(op.matvec(x), D @ x, rtol=0, atol=tol * scale * np.abs(x).max())
+    assert_allclose(op.matmat(X), D @ X, rtol=0, atol=tol * scale * np.abs(X).max())
+    assert_allclose(op @ X, D @ X, rtol=0, atol=tol * scale * np.abs(X).max())
+    assert_allclose(
+        op.H @ y, D.conj().T @ y, rtol=0, atol=tol * scale * np.abs(y).max()
+    )
+    assert_allclose(op.H.matmat(Y), D.conj().T @ Y, rtol=0, atol=tol * scale)
+    assert_allclose(op.T @ y, D.T @ y, rtol=0, atol=tol * scale * np.abs(y).max())
+    # dot test: <A x, y> = <x, A^H y>
+    lhs = np.vdot(y, op @ x)
+    rhs = np.vdot(op.H @ y, x)
+    bound = tol * (np.linalg.norm(op @ x) * np.linalg.norm(y) + 1e-300) * 10
+    assert abs(lhs - rhs) <= bound
+
+
+@SETTINGS
+@given(X=any_matrices, k=st.integers(-60, 60), tree=st.sampled_from(TREES))
+def test_power_of_two_scaling_is_exact(X, k, tree):
+    """Scaling A by 2**k scales the approximation by exactly 2**k (any matrix)."""
+    c = 2.0**k
+    op = butterfly_factorize(X, tree=tree, random_state=0)
+    op_c = butterfly_factorize(X * c, tree=tree, random_state=0)
+    assert_array_equal(op_c.toarray(), op.toarray() * c)
+
+
+@SETTINGS
+@given(problem=problems(), c=st.floats(1e-3, 1e3) | st.floats(-1e3, -1e-3))
+def test_scaling_scales_the_approximation(problem, c):
+    A, kwargs = problem
+    if A.dtype.kind == "c":
+        c = complex(c, c / 3)  # a complex scale: phases are fixed after scaling too
+    op = butterfly_factorize(A, **kwargs)
+    op_c = butterfly_factorize(A * A.dtype.type(c), **kwargs)
+    D = op.toarray()
+    scale = max(float(np.abs(D).max()), 1e-300) * abs(c)
+    tol = 1e-3 if A.dtype in (np.float32, np.complex64) else 1e-8
+    assert_allclose(op_c.toarray(), D * c, rtol=0, atol=tol * scale)
+
+
+@SETTINGS
+@given(problem=problems(max_size=24))
+def test_n_jobs_gives_identical_results(problem):
+    A, kwargs = problem
+    serial = butterfly_factorize(A, n_jobs=1, **kwargs)
+    # force the chunked (parallel) paths even for these small problems
+    with (
+        mock.patch.object(svd_module, "_PARALLEL_MIN_FLOPS", 0),
+        mock.patch.object(split_module, "_PARALLEL_MIN_WORK", 0),
+    ):
+        parallel = butterfly_factorize(A, n_jobs=2, **kwargs)
+    assert parallel.chain == serial.chain
+    for a, b in zip(parallel.twiddles, serial.twiddles):
+        assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
+@SETTINGS
+@given(
+    X=any_matrices,
+    data=st.data(),
+    permute=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_input_never_modified(X, data, permute, dtype):
+    X = X.astype(dtype)
+    m, n = X.shape
+    depth, rank = data.draw(st.sampled_from(feasible_depth_rank((m, n))))
+    kwargs = {"depth": depth, "rank": rank, "tree": data.draw(st.sampled_from(TREES))}
+    if permute:
+        kwargs["permutation"] = np.random.default_rng(0).permutation(n)
+    before = X.copy()
+    X.setflags(write=False)
+    butterfly_factorize(X, **kwargs)
+    assert_array_equal(X, before)
+    writable = before.copy()
+    butterfly_factorize(writable, **kwargs)
+    assert_array_equal(writable, before)
+
+
+@SETTINGS
+@given(problem=problems())
+def test_dtype_kept(problem):
+    A, kwargs = problem
+    op = butterfly_factorize(A, **kwargs)
+    assert op.dtype == A.dtype
+    assert all(T.dtype == A.dtype for T in op.twiddles)
+    assert op.toarray().dtype == A.dtype
+    assert all(F.dtype == A.dtype for F in op.factors)
+    x = np.ones(A.shape[1], dtype=A.dtype)
+    y = np.ones(A.shape[0], dtype=A.dtype)
+    assert (op @ x).dtype == A.dtype
+    assert (op.H @ y).dtype == A.dtype
+    assert op.matmat(np.ones((A.shape[1], 2), dtype=A.dtype)).dtype == A.dtype
+
+
+@SETTINGS
+@given(problem=problems())
+def test_error_not_worse_than_zero(problem):
+    """The approximation never does worse than the zero matrix (orthonormalized)."""
+    A, kwargs = problem
+    kwargs = {**kwargs, "orthonormalize": True}
+    op = butterfly_factorize(A, **kwargs)
+    wide = A.astype(np.complex128)
+    err = np.linalg.norm(wide - op.toarray())
+    assert err <= np.linalg.norm(wide) * (1 + _tol(A.dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_feasible_pairs_all_factorize(dtype):
+    """Every (depth, rank) listed for a shape is accepted by butterfly_factorize."""
+    rng = np.random.default_rng(0)
+    for shape in [(8, 8), (12, 18), (13, 7), (1, 9), (16, 32)]:
+        A = rng.standard_normal(shape).astype(dtype)
+        for depth, rank in feasible_depth_rank(shape):
+            op = butterfly_factorize(A, depth, rank)
+            assert op.depth == depth
+            assert op.shape == shape
