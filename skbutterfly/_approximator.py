@@ -15,8 +15,9 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skbutterfly._factorize import SVD_SOLVERS, check_matrix, factorize_core
+from skbutterfly._factorize import SVD_SOLVERS, factorize_core
 from skbutterfly._hierarchical import TREES
+from skbutterfly._validation import check_matrix
 
 __all__ = ["ButterflyApproximator"]
 

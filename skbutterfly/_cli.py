@@ -13,12 +13,12 @@ from skbutterfly import __version__
 from skbutterfly._factorize import (
     SVD_SOLVERS,
     check_factorize_params,
-    check_matrix,
     factorize_core,
     relative_error,
 )
 from skbutterfly._hierarchical import TREES
 from skbutterfly._operator import ButterflyOperator
+from skbutterfly._validation import check_matrix
 from skbutterfly.datasets import dft_matrix, hadamard_matrix
 
 __all__ = ["main"]
