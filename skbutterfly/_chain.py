@@ -488,7 +488,7 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
             best[depth] = max(best.get(depth, 0), max_rank(mm, nn, depth))
     pairs = []
     for depth in sorted(best):
-        top = best[depth]
+        top = min(best[depth], m, n)  # ranks never exceed the unpadded shape
         if max_rank_per_depth is not None:
             top = min(top, max_rank_per_depth)
         pairs.extend((depth, r) for r in range(1, top + 1))

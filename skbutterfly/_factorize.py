@@ -80,20 +80,18 @@ def _index_array(perm, size, name):
 def relative_error(op, A):
     """Relative Frobenius error ``||A - op||_F / ||A||_F`` (0 when both are zero).
 
-    The dense form of ``op`` is built a few columns at a time.
+    The dense form of ``op`` is built by merging its factors.
     """
-    n = A.shape[1]
     top = max_abs(A)
     # Norms are taken on A / 2**e (exact) so that they neither overflow nor
     # underflow for entries near the ends of the floating point range.
     exponent = int(np.frexp(top)[1]) if top > 0 else 0
+    approx = op.toarray()
     err2 = norm2 = 0.0
-    for start in range(0, n, _ERROR_CHUNK):
-        stop = min(start + _ERROR_CHUNK, n)
-        eye = np.zeros((n, stop - start), dtype=op.dtype)
-        eye[np.arange(start, stop), np.arange(stop - start)] = 1
-        block = _ldexp(A[:, start:stop], -exponent)
-        diff = _ldexp(op.matmat(eye), -exponent)
+    for start in range(0, A.shape[0], _ERROR_CHUNK):
+        rows = slice(start, start + _ERROR_CHUNK)
+        block = _ldexp(A[rows], -exponent)
+        diff = _ldexp(approx[rows], -exponent)
         diff -= block
         err2 += float(np.linalg.norm(diff)) ** 2
         norm2 += float(np.linalg.norm(block)) ** 2

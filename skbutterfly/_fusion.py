@@ -4,13 +4,14 @@
 
 from functools import lru_cache
 from itertools import pairwise
+from math import prod
 
 import numpy as np
 
-from skbutterfly._chain import merged_pattern
-from skbutterfly._twiddle import apply_twiddle
+from skbutterfly._chain import _gb_factors, merged_pattern
+from skbutterfly._twiddle import merge_twiddles
 
-__all__ = ["fuse_twiddles", "fusion_plan"]
+__all__ = ["fuse_twiddles", "fusion_plan", "is_chainable"]
 
 # Cost model of one factor product with pattern (a, b, c, d) on k vectors, in
 # nanoseconds, fitted to batched matmul timings on this machine class: a fixed
@@ -32,7 +33,7 @@ def _factor_cost(pattern, k):
     )
 
 
-def _left_to_right_chainable(chain):
+def is_chainable(chain):
     """Whether the merge rule applies (``a`` divides forward, ``d`` backward)."""
     return all(
         a2 % a1 == 0 and d1 % d2 == 0
@@ -49,7 +50,7 @@ def fusion_plan(chain, k):
     products are deterministic.
     """
     n_factors = len(chain)
-    if not _left_to_right_chainable(chain):
+    if not is_chainable(chain):
         return tuple((i, i) for i in range(n_factors))
     best = [0.0] + [np.inf] * n_factors
     cut = [0] * (n_factors + 1)
@@ -66,18 +67,21 @@ def fusion_plan(chain, k):
 
 
 def fuse_twiddles(twiddles, chain, start, end):
-    """Twiddle of the product of factors ``start..end``.
+    """Twiddle of the product of factors ``start..end`` of a chainable chain.
 
-    All ``(a, d)`` blocks of the merged pattern are independent, so applying the
-    factors to ``C`` indicator columns (column ``k`` is 1 at every input index
-    with column digit ``k``) reads every block at once.
+    Adjacent factors are merged pairwise (balanced), each merge a batched
+    matmul costing the interface rank per nonzero of its result.
     """
-    if start == end:
-        return twiddles[start]
-    a, B, C, d = merged_pattern(chain, start, end)
-    X = np.zeros((a, C, d, C), dtype=twiddles[start].dtype)
-    X[:, np.arange(C), :, np.arange(C)] = 1
-    X = X.reshape(a * C * d, C)
-    for T in reversed(twiddles[start : end + 1]):
-        X = apply_twiddle(T, X)
-    return np.ascontiguousarray(X.reshape(a, B, d, C).transpose(0, 2, 1, 3))
+    gb = _gb_factors(chain)
+    nodes = [(i, i, twiddles[i]) for i in range(start, end + 1)]
+    while len(nodes) > 1:
+        merged = []
+        for k in range(0, len(nodes) - 1, 2):
+            (s, i, left), (_, e, right) = nodes[k], nodes[k + 1]
+            c1 = prod(f.cp for f in gb[s : i + 1])
+            b2 = prod(f.bp for f in gb[i + 1 : e + 1])
+            merged.append((s, e, merge_twiddles(left, right, c1, b2)))
+        if len(nodes) % 2:
+            merged.append(nodes[-1])
+        nodes = merged
+    return nodes[0][2]

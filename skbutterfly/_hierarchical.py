@@ -5,6 +5,7 @@
 import time
 from math import prod
 
+from skbutterfly._cache import active_cache
 from skbutterfly._chain import _gb_factors, merged_pattern
 from skbutterfly._split import block_shape, split_node, split_stacked, uses_view_path
 from skbutterfly._twiddle import dense_to_twiddle, qr_push
@@ -105,7 +106,23 @@ def hierarchical_factorize(
     start = time.perf_counter()
     for level, splits in enumerate(split_schedule(len(gb), tree)):
         children = {}
-        if orthonormalize:
+        cache = active_cache() if level == 0 else None
+        if cache is not None:
+            (i,) = splits
+            b2, c1, rank = _split_sizes(nodes[0], gb, i)
+            left, right = cache.split(
+                nodes[0].twiddle,
+                b2,
+                c1,
+                rank,
+                orthonormalize=orthonormalize,
+                solver=svd_solver,
+                n_jobs=n_jobs,
+                random_state=random_state,
+            )
+            nodes = [_Node(0, i, left), _Node(i + 1, len(gb) - 1, right)]
+            center = 1
+        elif orthonormalize:
             for i in splits:
                 k = _node_index(nodes, i)
                 center = _move_center(nodes, gb, center, k)

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from skbutterfly._chain import chain_n_params, chain_shape, validate_chain
-from skbutterfly._fusion import fuse_twiddles, fusion_plan
-from skbutterfly._twiddle import apply_twiddle, twiddle_to_sparse
+from skbutterfly._fusion import fuse_twiddles, fusion_plan, is_chainable
+from skbutterfly._twiddle import apply_twiddle, twiddle_to_dense, twiddle_to_sparse
 
 __all__ = ["ButterflyOperator"]
 
@@ -253,13 +253,31 @@ class ButterflyOperator(LinearOperator):
         A_hat : ndarray of shape (m, n)
         """
         m, n = self.shape
-        out = np.empty((m, n), dtype=self.dtype)
-        for start in range(0, n, _DENSE_CHUNK):
-            stop = min(start + _DENSE_CHUNK, n)
-            eye = np.zeros((n, stop - start), dtype=self.dtype)
-            eye[np.arange(start, stop), np.arange(stop - start)] = 1
-            out[:, start:stop] = self._apply(eye)
-        return out
+        if self._source is not None:
+            source, conjugate = self._source
+            dense = source.toarray().T
+            return np.ascontiguousarray(dense.conj() if conjugate else dense)
+        if not is_chainable(self.chain):
+            # Not mergeable left to right (e.g. an unpickled transpose).
+            out = np.empty((m, n), dtype=self.dtype)
+            for start in range(0, n, _DENSE_CHUNK):
+                stop = min(start + _DENSE_CHUNK, n)
+                eye = np.zeros((n, stop - start), dtype=self.dtype)
+                eye[np.arange(start, stop), np.arange(stop - start)] = 1
+                out[:, start:stop] = self._apply(eye)
+            return out
+        # Merge all factors into one twiddle, then crop and permute.
+        full = twiddle_to_dense(
+            fuse_twiddles(self.twiddles, self.chain, 0, self.depth - 1)
+        )
+        dense = full[:m, :n]
+        # A_hat[rows[i], cols[j]] = B[i, j]: gather with the inverse permutations
+        # (np.take is much faster than a fancy-indexed scatter).
+        if self.row_perm is not None:
+            dense = np.take(dense, np.argsort(self.row_perm), axis=0)
+        if self.col_perm is not None:
+            dense = np.take(dense, np.argsort(self.col_perm), axis=1)
+        return np.ascontiguousarray(dense)
 
     def tosparse(self, format="csr"):
         """The operator as one ``scipy.sparse`` array (product of the factors).

@@ -110,6 +110,26 @@ def split_stacked(
         stack, rank, solver=solver, n_jobs=n_jobs, random_state=random_state
     )
     del stack
+    out, offset = [], 0
+    for T, b2, c1, shape in zip(twiddles, b2s, c1s, shapes):
+        count = shape[0] * shape[1]
+        part = slice(offset, offset + count)
+        offset += count
+        out.append(
+            assemble_split(T, b2, c1, U[part], S[part], Vh[part], orthonormalize)
+        )
+    return out
+
+
+def assemble_split(T, b2, c1, U, S, Vh, orthonormalize):
+    """Left and right twiddles of a split from its blocks' truncated SVDs.
+
+    ``U``, ``S``, ``Vh`` are stacked in the block order of
+    :func:`~skbutterfly._twiddle.split_blocks` (``(a c1) (b2 d)`` flattened).
+    """
+    a, d, B, C = T.shape
+    b1, c2 = B // b2, C // c1
+    rank = S.shape[-1]
     S = S.astype(U.dtype, copy=False)
     if orthonormalize:
         Vh = S[..., :, None] * Vh
@@ -117,15 +137,9 @@ def split_stacked(
         root = np.sqrt(S)
         U = U * root[..., None, :]
         Vh = root[..., :, None] * Vh
-    out, offset = [], 0
-    for T, b2, c1, shape in zip(twiddles, b2s, c1s, shapes):
-        count = shape[0] * shape[1]
-        u = U[offset : offset + count].reshape(*shape[:3], rank)
-        vh = Vh[offset : offset + count].reshape(*shape[:2], rank, shape[3])
-        offset += count
-        a, d = T.shape[:2]
-        out.append(split_twiddles(u, vh, a, d, b2, c1))
-    return out
+    u = U.reshape(a * c1, b2 * d, b1, rank)
+    vh = Vh.reshape(a * c1, b2 * d, rank, c2)
+    return split_twiddles(u, vh, a, d, b2, c1)
 
 
 def _top_eigvecs(G, rank):

@@ -36,6 +36,8 @@ def dense_to_twiddle(A, pattern):
 def twiddle_to_dense(T):
     """Dense matrix of a twiddle ``T`` of shape ``(a, d, b, c)``."""
     a, d, b, c = T.shape
+    if a == 1 and d == 1:
+        return T.reshape(b, c)
     out = np.zeros((a, b, d, a, c, d), dtype=T.dtype)
     ia, il = np.arange(a), np.arange(d)
     out[ia[:, None], :, il[None, :], ia[:, None], :, il[None, :]] = T
@@ -83,6 +85,27 @@ def split_twiddles(U, Vh, a, d, b2, c1):
     right = Vh.reshape(a * c1, b2, d, r, c2).transpose(0, 2, 3, 1, 4)
     right = right.reshape(a * c1, d, r * b2, c2)
     return np.ascontiguousarray(left), np.ascontiguousarray(right)
+
+
+def merge_twiddles(left, right, c1, b2):
+    """Twiddle of the product of two adjacent factors: the inverse of a split.
+
+    ``left`` has shape ``(a, b2*d, b1, c1*r)`` and ``right`` ``(a*c1, d, r*b2, c2)``;
+    the product's blocks are ``a*c1*b2*d`` matmuls ``(b1 x r) @ (r x c2)``, so the
+    cost is ``r`` multiply-adds per nonzero of the result.
+
+    Returns
+    -------
+    T : ndarray of shape (a, d, b1*b2, c1*c2)
+    """
+    a, D, b1, cr = left.shape
+    ac1, d, _, c2 = right.shape
+    r = cr // c1
+    L = left.reshape(a, D, b1, c1, r).transpose(0, 3, 1, 2, 4).reshape(ac1, D, b1, r)
+    R = right.reshape(ac1, d, r, b2, c2).transpose(0, 3, 1, 2, 4).reshape(ac1, D, r, c2)
+    M = np.matmul(L, R).reshape(a, c1, b2, d, b1, c2)
+    T = M.transpose(0, 3, 4, 2, 1, 5).reshape(a, d, b1 * b2, c1 * c2)
+    return np.ascontiguousarray(T)
 
 
 def qr_push(left, right, c1, b2, side):

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.validation import _num_samples
 
+from skbutterfly._cache import split_cache
 from skbutterfly._chain import feasible_depth_rank
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "neg_n_params",
     "neg_relative_error",
     "smallest_within_tolerance",
+    "split_cache",
 ]
 
 
