@@ -70,10 +70,10 @@ class ButterflyApproximator(
         the best butterfly approximation.
     permutation : None, str, array-like or tuple, default=None
         Permutation model: None (identity); ``"bit-reversal"`` (columns; the
-        DFT); ``"auto"`` (identity, bit reversal and the eight permutations of
-        Dao et al., best kept); ``"identify"`` (find unknown row and column
-        permutations); a column index array; a ``(row_perm, col_perm)`` tuple; a
-        list of candidates (best kept).
+        DFT); ``"auto"`` (the best of the identity and the eight permutations of
+        Dao et al., one of which is the bit reversal); ``"identify"`` (find
+        unknown row and column permutations); a column index array; a
+        ``(row_perm, col_perm)`` tuple; a list of candidates (best kept).
     svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
         Solver of the block SVDs.
     n_jobs : int, default=None

@@ -81,6 +81,16 @@ def validate_chain(chain, shape=None):
     ------
     ValueError
         Naming the first factor or interface that is not valid.
+
+    Examples
+    --------
+    >>> from skbutterfly import validate_chain
+    >>> validate_chain([(1, 2, 2, 2), (2, 2, 2, 1)], shape=(4, 4))
+    ((1, 2, 2, 2), (2, 2, 2, 1))
+    >>> validate_chain([(1, 2, 2, 2), (2, 2, 2, 2)])
+    Traceback (most recent call last):
+    ...
+    ValueError: architecture[0]=(1, 2, 2, 2) has 4 columns but architecture[1]=...
     """
     if isinstance(chain, np.ndarray):
         chain = chain.tolist()
@@ -194,6 +204,15 @@ def square_dyadic_chain(n, depth=None):
     Returns
     -------
     chain : tuple of tuple of int
+        The patterns ``(a, b, c, d)`` of the factors, leftmost first.
+
+    Examples
+    --------
+    >>> from skbutterfly import square_dyadic_chain
+    >>> square_dyadic_chain(8)
+    ((1, 2, 2, 4), (2, 2, 2, 2), (4, 2, 2, 1))
+    >>> square_dyadic_chain(16, depth=2)
+    ((1, 4, 4, 4), (4, 4, 4, 1))
     """
     if not isinstance(n, Integral) or n < 2 or n & (n - 1):
         raise ValueError(f"n={n!r} must be a power of two >= 2.")
@@ -214,14 +233,55 @@ def square_dyadic_chain(n, depth=None):
 
 
 def low_rank_chain(m, n, rank):
-    """Rank-``rank`` chain ``[(1, m, rank, 1), (1, rank, n, 1)]``."""
+    """Rank-``rank`` chain ``[(1, m, rank, 1), (1, rank, n, 1)]``: ``A ~= U V``.
+
+    Parameters
+    ----------
+    m, n : int
+        Shape of the matrix.
+    rank : int
+        Inner dimension.
+
+    Returns
+    -------
+    chain : tuple of tuple of int
+        The two patterns.
+
+    Examples
+    --------
+    >>> from skbutterfly import low_rank_chain
+    >>> low_rank_chain(6, 8, 2)
+    ((1, 6, 2, 1), (1, 2, 8, 1))
+    """
     m, n = _check_positive_int(m, "m"), _check_positive_int(n, "n")
     rank = _check_positive_int(rank, "rank")
     return ((1, m, rank, 1), (1, rank, n, 1))
 
 
 def monarch_chain(m, n, rank=1):
-    """Monarch chain (two block-diagonal-like factors) for an ``m x n`` matrix."""
+    """Monarch chain (two factors) for an ``m x n`` matrix.
+
+    The same as ``butterfly_chain(m, n, 2, rank)``.
+
+    Parameters
+    ----------
+    m, n : int
+        Shape of the matrix.
+    rank : int, default=1
+        Rank at the interface.
+
+    Returns
+    -------
+    chain : tuple of tuple of int
+        The two patterns: a block-diagonal-with-diagonal-blocks factor and a
+        block-diagonal one.
+
+    Examples
+    --------
+    >>> from skbutterfly import monarch_chain
+    >>> monarch_chain(16, 16)
+    ((1, 4, 4, 4), (4, 4, 4, 1))
+    """
     return butterfly_chain(m, n, 2, rank)
 
 
@@ -392,11 +452,20 @@ def butterfly_chain(m, n, depth, rank=1):
     Returns
     -------
     chain : tuple of tuple of int
+        The patterns ``(a, b, c, d)`` of the factors, leftmost first.
 
     Raises
     ------
     ValueError
         If no such chain exists, naming the valid depths or ranks.
+
+    Examples
+    --------
+    >>> from skbutterfly import butterfly_chain
+    >>> butterfly_chain(128, 128, 4, rank=2)
+    ((1, 4, 8, 32), (4, 4, 4, 16), (8, 4, 4, 8), (16, 16, 8, 1))
+    >>> butterfly_chain(12, 20, 3)
+    ((1, 2, 2, 6), (2, 2, 2, 3), (4, 3, 5, 1))
     """
     m, n = _check_positive_int(m, "m"), _check_positive_int(n, "n")
     depth = _check_positive_int(depth, "depth")
@@ -480,6 +549,12 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
     -------
     pairs : list of tuple of int
         ``(depth, rank)`` pairs sorted by depth then rank.
+
+    Examples
+    --------
+    >>> from skbutterfly import feasible_depth_rank
+    >>> feasible_depth_rank((16, 16), max_rank_per_depth=3)
+    [(1, 1), (2, 1), (2, 2), (2, 3), (3, 1), (4, 1)]
     """
     m, n = (_check_positive_int(s, "shape") for s in shape)
     best = {}

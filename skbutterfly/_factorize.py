@@ -307,8 +307,9 @@ def butterfly_factorize(
         Use the orthonormalized variant (error guarantee).
     permutation : None, str, array-like, tuple or list, default=None
         Permutation model ``A ~= P_r^T B P_c``: None (identity);
-        ``"bit-reversal"`` (columns; the DFT); ``"auto"`` (identity, bit reversal
-        and the eight permutations of Dao et al., best kept); ``"identify"``
+        ``"bit-reversal"`` (columns; the DFT); ``"auto"`` (the best of the
+        identity and the eight permutations of Dao et al., one of which is the
+        bit reversal); ``"identify"``
         (find row and column permutations, for square power-of-two sizes); a
         column index array ``p`` (``B ~= A[:, p]``); a tuple
         ``(row_perm, col_perm)`` (``B ~= A[row_perm][:, col_perm]``); or a list

@@ -251,6 +251,7 @@ class ButterflyOperator(LinearOperator):
         Returns
         -------
         A_hat : ndarray of shape (m, n)
+            The approximation, permutations applied and padding cropped.
         """
         m, n = self.shape
         if self._source is not None:
@@ -290,6 +291,7 @@ class ButterflyOperator(LinearOperator):
         Returns
         -------
         A_hat : scipy.sparse array of shape (m, n)
+            The approximation, permutations applied and padding cropped.
         """
         prod = self.factors[0]
         for f in self.factors[1:]:

@@ -36,6 +36,8 @@ def dft_matrix(n, *, normalize=False, dtype=np.complex128):
     Returns
     -------
     F : ndarray of shape (n, n)
+        The DFT matrix; with ``normalize=False``, ``F @ x`` equals
+        ``numpy.fft.fft(x)``.
 
     Examples
     --------
@@ -69,6 +71,8 @@ def hadamard_matrix(n, *, normalize=False, dtype=np.float64):
     Returns
     -------
     H : ndarray of shape (n, n)
+        The symmetric matrix of ``+1`` and ``-1`` (divided by ``sqrt(n)`` when
+        ``normalize=True``), ``H_2n = [[H_n, H_n], [H_n, -H_n]]``.
 
     Examples
     --------

@@ -98,6 +98,15 @@ def neg_relative_error(estimator, X, y=None):
     -------
     score : float
         ``-||A - A_hat||_F / ||A||_F`` (see :meth:`ButterflyApproximator.score`).
+
+    Examples
+    --------
+    >>> from skbutterfly import ButterflyApproximator
+    >>> from skbutterfly.datasets import hadamard_matrix
+    >>> from skbutterfly.model_selection import neg_relative_error
+    >>> H = hadamard_matrix(8)
+    >>> bool(neg_relative_error(ButterflyApproximator().fit(H), H) > -1e-12)
+    True
     """
     return estimator.score(X)
 
@@ -118,6 +127,14 @@ def neg_n_params(estimator, X=None, y=None):
     -------
     score : float
         ``-n_params_`` (greater is more compact).
+
+    Examples
+    --------
+    >>> from skbutterfly import ButterflyApproximator
+    >>> from skbutterfly.datasets import hadamard_matrix
+    >>> from skbutterfly.model_selection import neg_n_params
+    >>> neg_n_params(ButterflyApproximator().fit(hadamard_matrix(8)))
+    -48.0
     """
     if hasattr(estimator, "steps"):
         found = [s for _, s in estimator.steps if hasattr(s, "n_params_")]
