@@ -15,9 +15,15 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skbutterfly._factorize import SVD_SOLVERS, factorize_core
+from skbutterfly._factorize import (
+    SVD_SOLVERS,
+    factorize_core,
+    frobenius_norm,
+    relative_error,
+    scaled,
+)
 from skbutterfly._hierarchical import TREES
-from skbutterfly._validation import check_matrix
+from skbutterfly._validation import check_finite, check_matrix
 
 __all__ = ["ButterflyApproximator"]
 
@@ -28,8 +34,8 @@ def _is_complex(X):
     dtype = getattr(X, "dtype", None)
     if dtype is not None and not hasattr(X, "dtypes"):
         return np.dtype(dtype).kind == "c"
-    if hasattr(X, "dtypes"):  # pandas DataFrame
-        return any(np.dtype(d).kind == "c" for d in X.dtypes if hasattr(d, "kind"))
+    if hasattr(X, "dtypes"):  # pandas DataFrame (extension dtypes have a kind)
+        return any(getattr(d, "kind", "O") == "c" for d in X.dtypes)
     try:
         return np.iscomplexobj(np.asarray(X))
     except (TypeError, ValueError):
@@ -200,14 +206,20 @@ class ButterflyApproximator(
                     f"expecting {self.n_features_in_} features as input."
                 )
             return X
+        if np.ma.isMaskedArray(X) and np.ma.getmaskarray(X).any():
+            raise ValueError("X is a masked array with masked entries; fill them.")
         X = validate_data(
             self,
             X,
             accept_sparse=["csr", "csc", "coo"],
             dtype=[np.float64, np.float32],
+            ensure_all_finite=False,
             reset=reset,
         )
-        return X.toarray() if sp.issparse(X) else X
+        if sp.issparse(X):
+            return check_matrix(X, name="X")  # densified, with a memory check
+        check_finite(X, "X")  # names the first bad entry
+        return X
 
     def fit(self, X, y=None):
         """Factorize ``operator`` (or ``X`` itself when ``operator`` is None).
@@ -278,7 +290,7 @@ class ButterflyApproximator(
         self.permutation_ = (op.row_perm, op.col_perm)
         self.depth_ = op.depth
         self.relative_error_ = info["relative_error"]
-        self.reconstruction_err_ = info["relative_error"] * float(np.linalg.norm(A))
+        self.reconstruction_err_ = info["relative_error"] * frobenius_norm(A)
         self.n_params_ = op.n_params
         self.compression_ratio_ = A.shape[0] * A.shape[1] / op.n_params
         if "identification" in info:
@@ -338,13 +350,15 @@ class ButterflyApproximator(
                     f"{self.operator_.shape}; to score on one matrix use "
                     "cv=FullMatrixSplit() from skbutterfly.model_selection."
                 )
-            reference, approx = X, self.operator_.toarray()
-        else:
-            A = check_matrix(self.operator, name="operator")
-            reference = X @ A.T
-            approx = self._transform(X)
-        norm = np.linalg.norm(reference)
-        err = np.linalg.norm(reference - approx)
+            return -relative_error(self.operator_, X)
+        # The score is scale-free: exact power-of-two rescaling of X and A keeps
+        # the products away from overflow and underflow.
+        A, a_exp = scaled(check_matrix(self.operator, name="operator"))
+        Xs, _ = scaled(X)
+        reference = Xs @ A.T
+        approx, _ = scaled(self.operator_.matmat(Xs.T).T, exponent=a_exp)
+        norm = frobenius_norm(reference)
+        err = frobenius_norm(reference - approx)
         if norm == 0:
             return 0.0 if err == 0 else -np.inf
         return -float(err / norm)

@@ -5,6 +5,7 @@
 import argparse
 import sys
 import time
+import tokenize
 import zipfile
 
 import numpy as np
@@ -104,7 +105,7 @@ def _load_matrix(path):
         raise CLIError(f"{path}: no such file.") from None
     except IsADirectoryError:
         raise CLIError(f"{path}: is a directory, not a .npy file.") from None
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
         raise CLIError(f"{path}: not a readable .npy array ({exc}).") from None
     if isinstance(A, np.lib.npyio.NpzFile):
         A.close()

@@ -82,10 +82,9 @@ def relative_error(op, A):
 
     The dense form of ``op`` is built by merging its factors.
     """
-    top = max_abs(A)
     # Norms are taken on A / 2**e (exact) so that they neither overflow nor
     # underflow for entries near the ends of the floating point range.
-    exponent = int(np.frexp(top)[1]) if top > 0 else 0
+    exponent = _exponent(A)
     approx = op.toarray()
     err2 = norm2 = 0.0
     for start in range(0, A.shape[0], _ERROR_CHUNK):
@@ -100,16 +99,32 @@ def relative_error(op, A):
     return float(np.sqrt(err2 / norm2))
 
 
+def _exponent(A):
+    """Binary exponent ``e`` of ``max|A|`` (``max|A| / 2**e`` in [0.5, 1)); 0 for 0."""
+    top = max_abs(A)
+    return int(np.frexp(top)[1]) if top > 0 else 0
+
+
+def scaled(A, exponent=None):
+    """``(A / 2**e, e)``, exact; ``e`` defaults to the exponent of ``max|A|``."""
+    if exponent is None:
+        exponent = _exponent(A)
+    return (_ldexp(A, -exponent) if exponent else A), exponent
+
+
+def frobenius_norm(A):
+    """``||A||_F`` without overflow or underflow in the squares."""
+    As, exponent = scaled(A)
+    return float(np.ldexp(np.linalg.norm(As), exponent))
+
+
 def _power_of_two_scale(A):
     """Exponent ``e`` to divide ``A`` by (exactly, ``2**e``) before factorizing.
 
     0 unless the magnitudes are so large or small that squares in the block
     Gram matrices could overflow or underflow.
     """
-    top = max_abs(A)
-    if top == 0:
-        return 0
-    exponent = int(np.frexp(top)[1])
+    exponent = _exponent(A)
     limit = np.finfo(A.dtype).maxexp // 4
     return exponent if abs(exponent) > limit else 0
 

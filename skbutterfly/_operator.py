@@ -4,6 +4,7 @@
 
 import threading
 import zipfile
+import zlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +17,15 @@ from skbutterfly._twiddle import apply_twiddle, twiddle_to_dense, twiddle_to_spa
 __all__ = ["ButterflyOperator"]
 
 FORMAT_NAME = "skbutterfly.ButterflyOperator"
+# What a damaged .npz can raise while it is opened or read.
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+)
 FORMAT_VERSION = 1
 
 # Columns per chunk when a dense form is built by applying the operator.
@@ -356,22 +366,27 @@ class ButterflyOperator(LinearOperator):
             data = np.load(file, allow_pickle=False)
         except FileNotFoundError:
             raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except _READ_ERRORS as exc:
             raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError(f"{file!s} is a single array, not an operator .npz file.")
         try:
             with data:
                 contents = {key: data[key] for key in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except _READ_ERRORS as exc:
             raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
         fmt = contents.get("format")
         if fmt is None or fmt.shape != () or str(fmt) != FORMAT_NAME:
             raise ValueError(f"{file!s} is not a skbutterfly operator file.")
-        try:
-            version = int(contents["format_version"])
-        except (KeyError, ValueError, TypeError):
-            raise ValueError(f"{file!s} has no valid format version.") from None
+        version = contents.get("format_version")
+        if (
+            version is None
+            or version.shape != ()
+            or version.dtype.kind not in "iu"
+            or int(version) < 1
+        ):
+            raise ValueError(f"{file!s} has no valid format version (an integer >= 1).")
+        version = int(version)
         if version > FORMAT_VERSION:
             raise ValueError(
                 f"{file!s} has format version {version}; this skbutterfly reads "
@@ -379,11 +394,12 @@ class ButterflyOperator(LinearOperator):
             )
         try:
             chain = [tuple(int(v) for v in p) for p in contents["chain"]]
-            if any(
-                contents[f"twiddle_{i}"].dtype.kind not in "fc"
-                for i in range(len(chain))
-            ):
-                raise ValueError("twiddles must be float or complex arrays")
+            for i in range(len(chain)):
+                twiddle = contents[f"twiddle_{i}"]
+                if twiddle.dtype.kind not in "fc":
+                    raise ValueError("twiddles must be float or complex arrays")
+                if not np.isfinite(twiddle).all():
+                    raise ValueError(f"twiddle_{i} contains NaN or infinity")
             twiddles = [contents[f"twiddle_{i}"] for i in range(len(chain))]
             op = cls(
                 twiddles,

@@ -21,8 +21,8 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils import gen_even_slices
 
 from skbutterfly._svd import (
-    _blas_controller,
     batched_truncated_svd,
+    blas_single_thread,
     choose_svd_solver,
     pivot_phases,
 )
@@ -162,7 +162,7 @@ def _view_split(T, b2, c1, rank, orthonormalize, n_jobs, random_state, thin):
     right_v = right6.transpose(0, 1, 4, 2, 3, 5)[..., :k, :]
     axis = int(np.argmax([a, c1, b2, d]))
     chunks = _Chunks(axis, V.shape[axis], n_jobs, V.size * min(b1, c2))
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with blas_single_thread():
         if thin:
             wide = b1 <= c2
             chunks.run(

@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
@@ -17,6 +18,8 @@ _PARALLEL_MIN_FLOPS = 2e7
 
 _controller = None
 _controller_lock = threading.Lock()
+_blas_cap = {"users": 0, "limiter": None}
+_blas_cap_lock = threading.Lock()
 
 
 def _blas_controller():
@@ -26,6 +29,29 @@ def _blas_controller():
         if _controller is None:
             _controller = ThreadpoolController()
     return _controller
+
+
+@contextmanager
+def blas_single_thread():
+    """Hold BLAS to one thread while any thread of the process is inside.
+
+    threadpoolctl limits are process-wide, so concurrent fits share one limit:
+    the first to enter sets it and the last to leave restores the original
+    (nested or overlapping limits would otherwise restore each other's saved
+    state in the wrong order).
+    """
+    with _blas_cap_lock:
+        if _blas_cap["users"] == 0:
+            _blas_cap["limiter"] = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_cap["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_cap_lock:
+            _blas_cap["users"] -= 1
+            if _blas_cap["users"] == 0:
+                _blas_cap["limiter"].restore_original_limits()
+                _blas_cap["limiter"] = None
 
 
 def choose_svd_solver(solver, block_shape, rank):
@@ -178,7 +204,7 @@ def batched_truncated_svd(
             omega = omega.astype(M.dtype, copy=False)
     flops = k * p * q * min(p, q) * (4 if solver == "full" else 2 * (2 + n_iter))
     n_chunks = min(effective_n_jobs(n_jobs), k)
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with blas_single_thread():
         if n_chunks <= 1 or flops < _PARALLEL_MIN_FLOPS:
             U, S, Vh = _svd_chunk(M, rank, solver, omega, n_iter)
         else:

@@ -2,34 +2,116 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["check_matrix", "max_abs"]
+__all__ = ["available_memory", "check_finite", "check_matrix", "max_abs"]
 
 _SUPPORTED_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation, or None when unknown.
+
+    Linux's ``MemAvailable`` (memory that can be had without swapping), else
+    the free physical pages reported by ``sysconf``.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _format_bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return None  # pragma: no cover
+
+
+def _densify(A, name):
+    """Dense ndarray of a scipy sparse matrix, or a clear error if it cannot fit."""
+    m, n = A.shape
+    itemsize = np.dtype(A.dtype).itemsize
+    needed = m * n * itemsize
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"{name} is a scipy sparse matrix of shape {A.shape} whose dense form "
+            f"needs {_format_bytes(needed)}, more than the {_format_bytes(available)} "
+            "of memory available. The butterfly factorization reads every entry "
+            "of the matrix: give a dense array (np.memmap works) or a smaller "
+            "matrix."
+        )
+    return A.toarray()
+
+
+def _from_frame(A):
+    """``A.to_numpy()`` for pandas-like frames whose columns are all numeric.
+
+    Frames holding pandas nullable dtypes (``Int64``, ``Float64``, ``boolean``)
+    convert to an object array with ``np.asarray``; they become float64 (or
+    complex128) here, missing values becoming NaN (reported by the finiteness
+    check). Returns None when the frame is not all-numeric.
+    """
+    kinds = [getattr(dtype, "kind", "O") for dtype in A.dtypes]
+    if not kinds or any(k not in "biufc" for k in kinds):
+        return None
+    dtype = np.complex128 if "c" in kinds else np.float64
+    try:
+        return A.to_numpy(dtype=dtype, na_value=np.nan)
+    except (TypeError, ValueError):
+        return None
 
 
 def check_matrix(A, name="A"):
     """Validate a matrix to factorize and return it as a supported ndarray.
 
-    Integers and booleans become float64, float16 becomes float32; NaN, inf,
-    empty arrays, arrays that are not 2-D and non-numeric dtypes raise.
-    Sparse input is densified.
+    Integers and booleans become float64, float16 becomes float32, other
+    float and complex types become float64 or complex128; NaN, inf, empty
+    arrays, arrays that are not 2-D, masked arrays with masked entries and
+    non-numeric dtypes raise. Sparse input is densified (a ``ValueError`` is
+    raised when its dense form would not fit in the available memory); pandas
+    frames with nullable numeric columns become float64 or complex128. The
+    result is C-contiguous: C-ordered arrays of a supported dtype, memory maps
+    included, are returned as views without a copy; Fortran-ordered and
+    strided arrays are copied once.
     """
     if sp.issparse(A):
-        A = A.toarray()
+        A = _densify(A, name)
+    elif np.ma.isMaskedArray(A):
+        if np.ma.is_masked(A):
+            raise ValueError(
+                f"{name} is a masked array with masked entries; fill them first "
+                f"(e.g. {name}.filled(0))."
+            )
+        A = np.asarray(A.data)
     elif hasattr(A, "__array__") or isinstance(A, (list, tuple)):
         try:
-            A = np.asarray(A)
+            converted = np.asarray(A)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{name} cannot be converted to an array: {exc}") from None
+        if converted.dtype.kind == "O" and hasattr(A, "dtypes"):
+            frame = _from_frame(A)
+            if frame is not None:
+                converted = frame
+        A = converted
     else:
         raise TypeError(
             f"{name} must be an array-like or a scipy sparse matrix, got "
             f"{type(A).__name__}."
         )
-    if A.dtype.kind in "OUSV" or A.dtype.kind == "M" or A.dtype.kind == "m":
+    if A.dtype.kind not in "biufc":
         raise TypeError(
             f"{name} must have a numeric dtype (bool, integer, float or complex), "
             f"got dtype {A.dtype}."
@@ -41,23 +123,65 @@ def check_matrix(A, name="A"):
     if 0 in A.shape:
         raise ValueError(f"{name} must be non-empty, got shape {A.shape}.")
     if A.dtype.kind in "biu":
-        A = A.astype(np.float64)
+        A = A.astype(np.float64, order="C")
     elif A.dtype == np.float16:
-        A = A.astype(np.float32)
+        A = A.astype(np.float32, order="C")
     elif A.dtype.type not in _SUPPORTED_DTYPES:
-        A = A.astype(np.complex128 if A.dtype.kind == "c" else np.float64)
-    if not np.isfinite(max_abs(A)):
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
-        raise ValueError(
-            f"{name} contains NaN or infinity; the first is at index {bad}: {A[bad]!r}."
-        )
+        A = A.astype(np.complex128 if A.dtype.kind == "c" else np.float64, order="C")
+    elif not A.flags.c_contiguous:
+        # Fortran-ordered and strided views: the factorization reads blocks as
+        # strided views of A, whose rounding depends on the memory layout; one
+        # C copy makes the result identical to that of a C array (and is
+        # faster than reading a Fortran array through those views).
+        A = np.ascontiguousarray(A)
+    check_finite(A, name=name)
     return A
+
+
+def check_finite(A, name="A"):
+    """Raise a ``ValueError`` naming the first NaN or infinite entry of ``A``.
+
+    ``A`` is a numeric ndarray or a scipy sparse matrix (only its stored
+    entries are checked). Finite input costs reductions on views, no copy.
+    """
+    if sp.issparse(A):
+        if A.format in ("csr", "csc", "coo", "bsr"):
+            # Their ``data`` holds exactly the stored entries.
+            values = A.data
+            if values.size == 0 or np.isfinite(max_abs(values)):
+                return
+        coo = sp.coo_array(A)
+        values = coo.data
+        if values.size == 0 or np.isfinite(max_abs(values)):
+            return
+        # First bad entry in row-major order, whatever the storage order.
+        bad_entries = np.flatnonzero(~np.isfinite(values))
+        rows, cols = coo.coords[0][bad_entries], coo.coords[1][bad_entries]
+        first = np.lexsort((cols, rows))[0]
+        bad = (int(rows[first]), int(cols[first]))
+        value = values[bad_entries[first]]
+    else:
+        if np.isfinite(max_abs(A)):
+            return
+        # Only reached for bad input: the boolean mask costs one pass.
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
+        value = A[bad]
+    where = f" (row {bad[0]}, column {bad[1]})" if len(bad) == 2 else ""
+    raise ValueError(
+        f"{name} contains NaN or infinity; the first is at index {bad}{where}: "
+        f"{value.item()!r}."
+    )
 
 
 def max_abs(A):
     """``max(|Re A|, |Im A|)`` by reductions on views (no temporary array).
 
-    NaN and infinity propagate, so this is also a finiteness check.
+    NaN and infinity propagate (NaN wins, in the real or the imaginary part),
+    so this is also a finiteness check.
     """
     parts = (A.real, A.imag) if A.dtype.kind == "c" else (A,)
-    return max(max(float(p.max()), -float(p.min())) for p in parts)
+    extremes = []
+    for p in parts:
+        extremes.extend((float(p.max()), -float(p.min())))
+    # np.max propagates NaN; Python's max would depend on the order.
+    return float(np.max(extremes))
