@@ -7,10 +7,17 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skbutterfly._chain import butterfly_chain, chain_shape, validate_chain
+from skbutterfly._chain import butterfly_chain, resolve_architecture, validate_chain
+from skbutterfly._hidden import make_hidden_butterfly
 from skbutterfly._operator import ButterflyOperator
 
-__all__ = ["dct_matrix", "dft_matrix", "hadamard_matrix", "make_butterfly"]
+__all__ = [
+    "dct_matrix",
+    "dft_matrix",
+    "hadamard_matrix",
+    "make_butterfly",
+    "make_hidden_butterfly",
+]
 
 
 def _check_size(n, name="n", power_of_two=False):
@@ -188,8 +195,6 @@ def make_butterfly(
             shape = (n, n)
         m_, n_ = (_check_size(s, "shape") for s in shape)
         if depth is None:
-            from skbutterfly._chain import resolve_architecture
-
             chain, padded = resolve_architecture((m_, n_), None, rank)
             if padded != (m_, n_):
                 raise ValueError(
@@ -215,5 +220,4 @@ def make_butterfly(
         A = A + noise * np.linalg.norm(A) / np.linalg.norm(E) * E
     if dtype is not None:
         A = A.astype(dtype)
-    assert A.shape == chain_shape(chain)
     return (A, op) if return_operator else A

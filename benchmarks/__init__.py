@@ -1,0 +1,1 @@
+"""Benchmark suite of skbutterfly against its peers (``python -m benchmarks.run``)."""
