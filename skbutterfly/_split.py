@@ -265,12 +265,25 @@ def _subspace_split(V, left_v, right_v, k, orthonormalize, chunks, random_state)
         for _ in range(n_steps):
             previous = energy.copy()
             chunks.run(step)
-            if np.all(np.abs(energy - previous) <= _SUBSPACE_TOL * energy):
-                return True
+            # Steady energy: 1e-12 relative, or a few units of roundoff in float32.
+        tol = max(_SUBSPACE_TOL, 100 * np.finfo(V.dtype).eps)
+        if np.all(np.abs(energy - previous) <= tol * energy):
+            return True
         return False
 
     width = min(k + _SUBSPACE_OVERSAMPLE, b1, c2)
-    if not iterate(k, _POWER_ITER) and width > k:
+    settled = iterate(k, _POWER_ITER)
+    if not settled and min(b1, c2) <= THIN_MAX:
+        # Small blocks that did not settle: their exact Gram path is cheaper
+        # than more iterations.
+        wide = b1 <= c2
+        chunks.run(
+            lambda ix: _thin_chunk(
+                V[ix], left_v[ix], right_v[ix], k, wide, orthonormalize
+            )
+        )
+        return
+    if not settled and width > k:
         extra = _random_columns(rng, (*batch, c2, width - k), V.dtype)
         state["X"] = np.concatenate([state["Z"], extra], axis=-1)
         iterate(width, _SUBSPACE_MAX_ITER)
