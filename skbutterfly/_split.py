@@ -201,7 +201,7 @@ class _Chunks:
 # Subspace iterations of the large-block view path: plain power steps first,
 # then extra vectors and more steps if needed; the relative change of captured
 # energy that stops them.
-_POWER_ITER = 2
+_POWER_ITER = 1
 _SUBSPACE_OVERSAMPLE = 4
 _SUBSPACE_MAX_ITER = 5
 _SUBSPACE_TOL = 1e-12
