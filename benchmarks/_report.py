@@ -773,10 +773,12 @@ def write_outputs(records, meta, out, plots=True):
     written = []
     if plots:
         try:
-            plot_times(records, out / "fit_time_vs_n.png")
-            written.append("fit_time_vs_n.png")
-            plot_errors(records, out / "error_vs_params.png")
-            written.append("error_vs_params.png")
+            has_fits = any(r["kind"] == "fit" and _ok(r) for r in records)
+            if has_fits:
+                plot_times(records, out / "fit_time_vs_n.png")
+                written.append("fit_time_vs_n.png")
+                plot_errors(records, out / "error_vs_params.png")
+                written.append("error_vs_params.png")
             if plot_apply(records, out / "apply_time.png"):
                 written.append("apply_time.png")
         except ImportError as exc:

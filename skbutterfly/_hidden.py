@@ -8,19 +8,11 @@ import numpy as np
 import scipy.linalg
 from sklearn.utils import check_random_state
 
+from skbutterfly._permutation import bit_reversal
+
 __all__ = ["make_hidden_butterfly"]
 
 FAMILIES = ("orthogonal", "dft")
-
-
-def _bit_reversal(n):
-    """Bit-reversal permutation of ``range(n)``, ``n`` a power of two."""
-    n_bits = int(n).bit_length() - 1
-    idx = np.arange(n)
-    out = np.zeros(n, dtype=np.int64)
-    for bit in range(n_bits):
-        out |= ((idx >> bit) & 1) << (n_bits - 1 - bit)
-    return out
 
 
 def _random_orthogonal_butterfly(n, rng):
@@ -114,7 +106,7 @@ def make_hidden_butterfly(n, *, family="orthogonal", noise=0.0, random_state=Non
     if family == "orthogonal":
         B = _random_orthogonal_butterfly(n, rng)
     else:
-        B = scipy.linalg.dft(n)[:, _bit_reversal(n)]
+        B = scipy.linalg.dft(n)[:, bit_reversal(n)]
     noisy = B
     if noise > 0:
         E = rng.standard_normal((n, n))

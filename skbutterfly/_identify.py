@@ -33,6 +33,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
+from skbutterfly._permutation import bit_reversal
+
 __all__ = [
     "PermutationIdentification",
     "butterfly_residual",
@@ -231,15 +233,6 @@ def _abs2(X):
     return X * X
 
 
-def _bit_reversal(n):
-    n_bits = int(n).bit_length() - 1
-    idx = np.arange(n)
-    out = np.zeros(n, dtype=np.int64)
-    for bit in range(n_bits):
-        out |= ((idx >> bit) & 1) << (n_bits - 1 - bit)
-    return out
-
-
 def _perms_from_dfs(row_dfs, col_dfs):
     """Permutations mapping identified trees onto the canonical ones.
 
@@ -250,7 +243,7 @@ def _perms_from_dfs(row_dfs, col_dfs):
     """
     n = len(row_dfs)
     row_perm = np.empty(n, dtype=np.int64)
-    row_perm[_bit_reversal(n)] = row_dfs
+    row_perm[bit_reversal(n)] = row_dfs
     return row_perm, np.asarray(col_dfs, dtype=np.int64)
 
 
