@@ -7,7 +7,7 @@ from math import prod
 
 from skbutterfly._cache import active_cache
 from skbutterfly._chain import _gb_factors, merged_pattern
-from skbutterfly._split import block_shape, split_node, split_stacked, uses_view_path
+from skbutterfly._split import split_group
 from skbutterfly._twiddle import dense_to_twiddle, qr_push
 
 __all__ = ["TREES", "hierarchical_factorize", "split_schedule"]
@@ -209,33 +209,16 @@ def _split_nodes(batch, gb, orthonormalize, solver, n_jobs, random_state):
     """
     rank = gb[batch[0][1]].q
     sizes = [_split_sizes(node, gb, i)[:2] for node, i in batch]
-    twiddles = [node.twiddle for node, _ in batch]
-    b1, c2 = block_shape(twiddles[0], *sizes[0])
-    if uses_view_path(b1, c2, rank, solver):
-        results = [
-            split_node(
-                T,
-                b2,
-                c1,
-                rank,
-                orthonormalize=orthonormalize,
-                solver=solver,
-                n_jobs=n_jobs,
-                random_state=random_state,
-            )
-            for T, (b2, c1) in zip(twiddles, sizes)
-        ]
-    else:
-        results = split_stacked(
-            twiddles,
-            [b2 for b2, _ in sizes],
-            [c1 for _, c1 in sizes],
-            rank,
-            orthonormalize=orthonormalize,
-            solver=solver,
-            n_jobs=n_jobs,
-            random_state=random_state,
-        )
+    results = split_group(
+        [node.twiddle for node, _ in batch],
+        [b2 for b2, _ in sizes],
+        [c1 for _, c1 in sizes],
+        rank,
+        orthonormalize=orthonormalize,
+        solver=solver,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
     return [
         [_Node(node.start, i, left), _Node(i + 1, node.end, right)]
         for (node, i), (left, right) in zip(batch, results)

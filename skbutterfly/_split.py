@@ -28,9 +28,10 @@ from skbutterfly._svd import (
 )
 from skbutterfly._twiddle import split_blocks, split_twiddles
 
-__all__ = ["THIN_MAX", "block_shape", "split_node", "uses_thin_path"]
+__all__ = ["THIN_MAX", "block_shape", "split_group", "split_stacked"]
 
-# Blocks with a side of at most this size take the thin (Gram) path.
+# Blocks with a side of at most this size that do not settle under power
+# iteration finish on the exact Gram path instead of a wider subspace.
 THIN_MAX = 8
 
 # Below this many multiply-adds the thin path runs serially.
@@ -43,52 +44,57 @@ def block_shape(T, b2, c1):
     return B // b2, C // c1
 
 
-def uses_thin_path(b1, c2, solver):
-    """Whether blocks ``b1 x c2`` take the thin (Gram on views) path."""
-    return solver in ("auto", "gram") and min(b1, c2) <= THIN_MAX
-
-
-def uses_view_path(b1, c2, rank, solver):
-    """Whether a split runs on views of the twiddle (Gram or subspace iteration)."""
-    return choose_svd_solver(solver, (b1, c2), rank) in ("gram", "randomized")
-
-
-def split_node(
-    T, b2, c1, rank, *, orthonormalize, solver="auto", n_jobs=None, random_state=None
+def split_group(
+    twiddles,
+    b2s,
+    c1s,
+    rank,
+    *,
+    orthonormalize,
+    solver="auto",
+    n_jobs=None,
+    random_state=None,
 ):
-    """Split the twiddle ``T`` into a left and a right twiddle at ``rank``.
+    """Split twiddles whose blocks share one shape into left and right twiddles.
 
-    With ``orthonormalize`` the left twiddle gets the singular vectors ``U`` and
-    the right one ``S Vh``; otherwise each gets ``sqrt(S)``.
+    The path is chosen once for the group: blocks that the solver handles on
+    views (Gram or subspace iteration) are split twiddle by twiddle, each call
+    batched over its blocks; otherwise all blocks go through one batched SVD.
+    With ``orthonormalize`` the left twiddle gets the singular vectors ``U``
+    and the right one ``S Vh``; otherwise each gets ``sqrt(S)``.
 
     Returns
     -------
-    left : ndarray of shape (a, b2*d, b1, c1*rank)
-    right : ndarray of shape (a*c1, d, rank*b2, c2)
+    pairs : list of (left, right)
+        ``left`` of shape ``(a, b2*d, b1, c1*rank)``, ``right`` of shape
+        ``(a*c1, d, rank*b2, c2)``, in the order of ``twiddles``.
     """
-    b1, c2 = block_shape(T, b2, c1)
-    if uses_view_path(b1, c2, rank, solver):
-        return _view_split(
-            T,
-            b2,
-            c1,
-            rank,
-            orthonormalize,
-            n_jobs,
-            random_state,
-            thin=choose_svd_solver(solver, (b1, c2), rank) == "gram",
-        )
-    ((left, right),) = split_stacked(
-        [T],
-        b2,
-        c1,
+    b1, c2 = block_shape(twiddles[0], b2s[0], c1s[0])
+    resolved = choose_svd_solver(solver, (b1, c2), rank)
+    if resolved in ("gram", "randomized"):
+        return [
+            _view_split(
+                T,
+                b2,
+                c1,
+                rank,
+                orthonormalize,
+                n_jobs,
+                random_state,
+                thin=resolved == "gram",
+            )
+            for T, b2, c1 in zip(twiddles, b2s, c1s)
+        ]
+    return split_stacked(
+        twiddles,
+        b2s,
+        c1s,
         rank,
         orthonormalize=orthonormalize,
         solver=solver,
         n_jobs=n_jobs,
         random_state=random_state,
     )
-    return left, right
 
 
 def split_stacked(
