@@ -2,24 +2,30 @@
 
 The blocks of a split of ``T`` (shape ``(a, d, B, C)``, ``B = b1*b2``,
 ``C = c1*c2``) are ``T.reshape(a, d, b1, b2, c1, c2)`` seen as a
-``(a, c1, b2, d)`` batch of ``b1 x c2`` matrices. Two paths:
+``(a, c1, b2, d)`` batch of ``b1 x c2`` matrices. Three paths:
 
-- **thin** (a side of the blocks is small): the small Gram matrix of every block
-  is formed on a strided *view* of ``T`` (no copy), its eigenvectors give the
-  singular vectors of that side, and one more pass writes the other side's
+- **thin** (a side of the blocks is at most 2): the small Gram matrix of every
+  block is formed on a strided *view* of ``T`` (no copy), its eigenvectors give
+  the singular vectors of that side, and one more pass writes the other side's
   factor straight into its twiddle layout. Two passes over ``T``, no transpose
   copy; this is the left-to-right and right-to-left trees' path.
+- **iterative** (large blocks at a small rank): the batch is cut into pieces of
+  a few MiB, each copied once and solved while it stays in cache by
+  :func:`~skbutterfly._subspace.dominant_triplets` (power steps, then a
+  Chebyshev-filtered subspace iteration on flat spectra).
 - **stacked**: the blocks are copied once into a contiguous stack and go
-  through one batched truncated SVD (LAPACK, or power/subspace iteration for
-  large blocks at a small rank).
+  through one batched LAPACK SVD.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import threading
+
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.utils import gen_even_slices
+from sklearn.utils import gen_batches, gen_even_slices
 
+from skbutterfly._subspace import dominant_triplets, filter_dtype
 from skbutterfly._svd import (
     batched_truncated_svd,
     blas_single_thread,
@@ -166,154 +172,133 @@ def _view_split(T, b2, c1, rank, orthonormalize, n_jobs, random_state, thin):
     # Views of the outputs in the block order (a, c1, b2, d, ...).
     left_v = left6.transpose(0, 4, 1, 2, 3, 5)[..., :k]
     right_v = right6.transpose(0, 1, 4, 2, 3, 5)[..., :k, :]
-    axis = int(np.argmax([a, c1, b2, d]))
-    chunks = _Chunks(axis, V.shape[axis], n_jobs, V.size * min(b1, c2))
     with blas_single_thread():
         if thin:
             wide = b1 <= c2
-            chunks.run(
+            axis = int(np.argmax([a, c1, b2, d]))
+            work = V.size * min(b1, c2)
+            _Chunks(axis, V.shape[axis], n_jobs, work).run(
                 lambda ix: _thin_chunk(
                     V[ix], left_v[ix], right_v[ix], k, wide, orthonormalize
                 )
             )
         else:
-            _subspace_split(V, left_v, right_v, k, orthonormalize, chunks, random_state)
+            _iterative_split(
+                V, left_v, right_v, k, orthonormalize, n_jobs, random_state
+            )
     left = left6.reshape(a, b2 * d, b1, c1 * rank)
     right = right6.reshape(a * c1, d, rank * b2, c2)
     return left, right
 
 
-class _Chunks:
-    """Even slices of one batch axis, run on joblib threads when worth it."""
-
-    def __init__(self, axis, size, n_jobs, work):
-        self.axis = axis
-        n_chunks = min(effective_n_jobs(n_jobs), size)
-        if n_chunks <= 1 or work < _PARALLEL_MIN_WORK:
-            self.slices = [slice(None)]
-        else:
-            self.slices = list(gen_even_slices(size, n_chunks))
-
-    def run(self, func):
-        index = [(slice(None),) * self.axis + (sl,) for sl in self.slices]
-        if len(index) == 1:
-            func(index[0])
-        else:
-            Parallel(n_jobs=len(index), prefer="threads")(
-                delayed(func)(ix) for ix in index
-            )
+# Bytes of blocks that one piece of the iterative path solves while they stay
+# in cache (the machine's L2 is 1-2 MiB per core, L3 tens of MiB).
+_PIECE_BYTES = 4 << 20
 
 
-# Subspace iterations of the large-block view path: plain power steps first,
-# then extra vectors and more steps if needed; the relative change of captured
-# energy that stops them.
-_POWER_ITER = 1
-_SUBSPACE_OVERSAMPLE = 4
-_SUBSPACE_MAX_ITER = 5
-_SUBSPACE_TOL = 1e-12
+def _piece_axis(V):
+    """Batch axis of ``V`` (shape ``(a, c1, b2, d, b1, c2)``) to cut pieces along.
+
+    The outermost axis in memory order (``a``, ``d``, then ``b2``, whose
+    slices are groups of whole rows of the twiddle) that has more than one
+    index and whose index fits in a piece, so that a piece is a few compact
+    regions of memory; returns it and the number of its indices per piece.
+    """
+    sizes = V.shape[:4]
+    per_index = [V.size // n * V.itemsize for n in sizes]
+    for axis in (0, 3, 2, 1):
+        if sizes[axis] > 1 and per_index[axis] <= _PIECE_BYTES:
+            return axis, _PIECE_BYTES // per_index[axis]
+    axis = int(np.argmax(sizes))
+    return axis, 1
 
 
-def _orth(Y):
-    """Orthonormal basis of the columns of every matrix of a stack."""
-    if Y.shape[-1] == 1:
-        norm = np.linalg.norm(Y, axis=-2, keepdims=True)
-        return Y / np.where(norm > 0, norm, 1)
-    return np.linalg.qr(Y)[0]
+def _iterative_split(V, left_v, right_v, k, orthonormalize, n_jobs, rng):
+    """Rank-``k`` split of the blocks ``V`` by pieces that fit in cache.
 
-
-def _random_columns(rng, shape, dtype):
-    X = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        X = X + 1j * rng.standard_normal(shape)
-    return X.astype(dtype, copy=False)
-
-
-def _subspace_split(V, left_v, right_v, k, orthonormalize, chunks, random_state):
-    """Rank-``k`` split of the blocks ``V`` (..., b1, c2) by subspace iteration.
-
-    ``Q`` spans an approximate dominant column space of every block; each step
-    maps it through ``M^H`` then ``M``. It starts with ``k`` vectors (plain power
-    iteration, which settles at once on exact and well-separated blocks such as
-    those of butterflies) and, if some block has not settled after
-    ``_POWER_ITER`` steps, goes on with ``_SUBSPACE_OVERSAMPLE`` more vectors,
-    which converges much faster on flat spectra. Stops are decided on the
-    whole batch (captured energy ``||Q^H M||_F`` steady for every block), so
-    results do not depend on the chunking. A Rayleigh-Ritz step on
-    ``Z = M^H Q`` then gives ``U`` and the right factor ``U^H M``, the best one
-    for that ``U``.
+    Every piece (a fixed run of indices along one batch axis, a few MiB of
+    blocks) is solved by :func:`dominant_triplets` while it stays in cache,
+    with its own random stream; pieces are the same for any ``n_jobs``, so
+    the factors are too.
     """
     b1, c2 = V.shape[-2:]
-    batch = V.shape[:-2]
-    rng = random_state if random_state is not None else np.random.default_rng(0)
-    Vt = np.swapaxes(V, -1, -2)
-    state = {"X": _random_columns(rng, (*batch, c2, k), V.dtype)}
-    energy = np.empty(batch, dtype=V.real.dtype)
+    axis, piece = _piece_axis(V)
+    rng = rng if rng is not None else np.random.RandomState(0)
+    draw = getattr(rng, "integers", None) or rng.randint
+    seed = int(draw(0, 2**31 - 1))
+    small = min(b1, c2) <= THIN_MAX
+    # Each thread copies its pieces into one reused buffer: fresh pages would
+    # cost page faults on every piece.
+    buffers = threading.local()
 
-    def start(ix):  # Q = orth(M X), Z = M^H Q, and the captured energy
-        state["Q"][ix] = _orth(np.matmul(V[ix], state["X"][ix]))
-        project(ix)
-
-    def project(ix):
-        z = np.matmul(Vt[ix], state["Q"][ix].conj()).conj()
-        state["Z"][ix] = z
-        energy[ix] = np.einsum("...ij,...ij->...", z.real, z.real)
-        if V.dtype.kind == "c":
-            energy[ix] += np.einsum("...ij,...ij->...", z.imag, z.imag)
-
-    def step(ix):
-        state["Q"][ix] = _orth(np.matmul(V[ix], _orth(state["Z"][ix])))
-        project(ix)
-
-    def iterate(width, n_steps):
-        state["Q"] = np.empty((*batch, b1, width), V.dtype)
-        state["Z"] = np.empty((*batch, c2, width), V.dtype)
-        chunks.run(start)
-        for _ in range(n_steps):
-            previous = energy.copy()
-            chunks.run(step)
-            # Steady energy: 1e-12 relative, or a few units of roundoff in float32.
-        tol = max(_SUBSPACE_TOL, 100 * np.finfo(V.dtype).eps)
-        if np.all(np.abs(energy - previous) <= tol * energy):
-            return True
-        return False
-
-    width = min(k + _SUBSPACE_OVERSAMPLE, b1, c2)
-    settled = iterate(k, _POWER_ITER)
-    if not settled and min(b1, c2) <= THIN_MAX:
-        # Small blocks that did not settle: their exact Gram path is cheaper
-        # than more iterations.
-        wide = b1 <= c2
-        chunks.run(
-            lambda ix: _thin_chunk(
-                V[ix], left_v[ix], right_v[ix], k, wide, orthonormalize
-            )
+    def solve(ix):
+        start = ix[axis].start or 0
+        # A copy in the twiddle's own memory order (whole rows, read in order),
+        # seen again as the stack of blocks.
+        view = V[ix]
+        if getattr(buffers, "shape", None) != view.shape:
+            buffers.shape = view.shape
+            buffers.piece = np.empty(view.shape, V.dtype)
+            buffers.filter = np.empty(view.shape, filter_dtype(V.dtype))
+        np.copyto(buffers.piece, view)
+        U, R = dominant_triplets(
+            buffers.piece,
+            k,
+            np.random.default_rng([seed, start]),
+            small=small,
+            filter_buffer=buffers.filter,
         )
-        return
-    if not settled and width > k:
-        extra = _random_columns(rng, (*batch, c2, width - k), V.dtype)
-        state["X"] = np.concatenate([state["Z"], extra], axis=-1)
-        iterate(width, _SUBSPACE_MAX_ITER)
+        _store(left_v[ix], right_v[ix], U, R, orthonormalize)
 
-    Q, Z = state["Q"], state["Z"]
+    work = V.size * min(b1, c2)
+    _Chunks(axis, V.shape[axis], n_jobs, work, piece=piece).run(solve)
 
-    def finish(ix):
-        z = Z[ix]  # Z^H = Q^H M (width x c2)
-        _, W = np.linalg.eigh(np.matmul(np.swapaxes(z, -1, -2).conj(), z))
-        W = W[..., ::-1][..., :k]
-        U = np.matmul(Q[ix], W)
-        phase = pivot_phases(U)
-        U = U * phase.conj()
-        W = W * phase.conj()
-        R = np.swapaxes(np.matmul(z, W), -1, -2).conj()  # U^H M = W^H Q^H M
-        if orthonormalize:
-            left_v[ix] = U
-            right_v[ix] = R
+
+class _Chunks:
+    """Slices of one batch axis, run on joblib threads when worth it.
+
+    Without ``piece``, one even slice per job; with it, fixed runs of
+    ``piece`` indices (the unit of work, whatever ``n_jobs``), which the jobs
+    take in even groups.
+    """
+
+    def __init__(self, axis, size, n_jobs, work, piece=None):
+        self.axis = axis
+        n_jobs = min(effective_n_jobs(n_jobs), size)
+        if work < _PARALLEL_MIN_WORK:
+            n_jobs = 1
+        if piece is None:
+            slices = list(gen_even_slices(size, n_jobs)) if n_jobs > 1 else None
+            self.groups = [[s] for s in slices] if slices else [[slice(None)]]
         else:
-            root = np.sqrt(np.linalg.norm(R, axis=-1))
-            left_v[ix] = U * root[..., None, :]
-            right_v[ix] = R / np.where(root > 0, root, 1)[..., :, None]
+            pieces = list(gen_batches(size, piece))
+            n_groups = min(n_jobs, len(pieces))
+            self.groups = [pieces[g] for g in gen_even_slices(len(pieces), n_groups)]
 
-    chunks.run(finish)
+    def run(self, func):
+        lead = (slice(None),) * self.axis
+
+        def run_group(group):
+            for sl in group:
+                func((*lead, sl))
+
+        if len(self.groups) == 1:
+            run_group(self.groups[0])
+        else:
+            Parallel(n_jobs=len(self.groups), prefer="threads")(
+                delayed(run_group)(group) for group in self.groups
+            )
+
+
+def _store(left_v, right_v, U, R, orthonormalize):
+    """Write a split's factors: ``U`` and ``R = S Vh``, or both times ``sqrt(S)``."""
+    if orthonormalize:
+        left_v[...] = U
+        right_v[...] = R
+        return
+    root = np.sqrt(np.sqrt(np.vecdot(R, R).real))
+    left_v[...] = U * root[..., None, :]
+    right_v[...] = R / np.where(root > 0, root, 1)[..., :, None]
 
 
 def _thin_chunk(V, left_v, right_v, k, wide, orthonormalize):

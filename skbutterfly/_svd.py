@@ -66,8 +66,9 @@ def choose_svd_solver(solver, block_shape, rank):
     if small <= 2:
         return "gram"
     if 4 * rank <= small:
-        # Subspace iteration on views; it settles at once on butterfly blocks,
-        # and falls back to the Gram path for small blocks that do not.
+        # Iterative path (power steps, then a Chebyshev filter) on pieces that
+        # stay in cache; it settles at once on butterfly blocks, and falls
+        # back to the Gram path for small blocks that do not.
         return "randomized"
     return "gram" if small <= 8 else "full"
 

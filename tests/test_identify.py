@@ -250,7 +250,9 @@ def test_certain_implies_butterfly(log_n, kind, seed, method):
     assert_permutation(found.row_perm, n)
     assert_permutation(found.col_perm, n)
     reference = svd_tail_ratio(A[np.ix_(found.row_perm, found.col_perm)])
-    assert found.residual >= reference * (1 - 1e-9)
+    # Never below the exact tail ratio, up to roundoff (both are ~eps on
+    # exactly low-rank blocks).
+    assert found.residual >= reference * (1 - 1e-9) - 16 * np.finfo(float).eps
     if found.certain:
         assert reference <= found.tol
         assert "not certain" not in found.message

@@ -159,6 +159,7 @@ def test_n_jobs_gives_identical_results(problem):
     with (
         mock.patch.object(svd_module, "_PARALLEL_MIN_FLOPS", 0),
         mock.patch.object(split_module, "_PARALLEL_MIN_WORK", 0),
+        mock.patch.object(split_module, "_PIECE_BYTES", 1 << 10),
     ):
         parallel = butterfly_factorize(A, n_jobs=2, **kwargs)
     assert parallel.chain == serial.chain

@@ -106,8 +106,8 @@ def blas_probe(monkeypatch):
     The block SVDs, Gram eigendecompositions and QR steps of a split go through
     ``np.linalg``; wrapping those functions (looked up at call time by the
     split code) sees the BLAS state the solver actually runs under, on
-    whichever joblib thread it runs. Also forces the parallel paths on small
-    problems.
+    whichever joblib thread it runs. Also forces the parallel paths (and
+    several pieces per split) on small problems.
     """
     seen = []
     lock = threading.Lock()
@@ -127,6 +127,8 @@ def blas_probe(monkeypatch):
         monkeypatch.setattr(np.linalg, name, wrapper)
     monkeypatch.setattr(svd_module, "_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(split_module, "_PARALLEL_MIN_WORK", 0)
+    # Several cache-sized pieces per split, so that the threads share them.
+    monkeypatch.setattr(split_module, "_PIECE_BYTES", 1 << 12)
     return seen
 
 

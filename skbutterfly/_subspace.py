@@ -1,0 +1,320 @@
+"""Dominant singular triplets of a contiguous stack of blocks, solved in cache.
+
+The blocks ``M`` (shape ``(..., b1, c2)``) of one cache-sized piece of a split
+go through the whole iteration while they sit in cache:
+
+1. **Power steps** with ``k`` vectors. Blocks of exact butterflies have rank
+   ``<= k`` and settle at once; the captured energy ``||Q^H M||_F^2`` is then
+   steady to roundoff.
+2. Blocks that did not settle (flat spectra: Gaussian, noisy or trained
+   matrices) go on with **Chebyshev-filtered subspace iteration** on
+   ``H = M^H M`` with a few more vectors. Each round applies the polynomial
+   ``T_d(2 H / c - 1)``, which keeps the eigenvalues below the cut-off ``c``
+   in ``[-1, 1]`` and amplifies the dominant ones, then a Rayleigh-Ritz step.
+   It converges like a Krylov method but only needs products with
+   ``M`` and ``M^H`` (batched GEMMs on the stack) and ``w x w`` problems.
+3. A round stops the piece when the estimated shortfall of captured energy,
+   from the Ritz residuals, is below ``tol`` times the energy the rank-``k``
+   blocks leave out: the split's error is then within that relative margin
+   of the exact block SVD's. A piece that has not converged after
+   ``_MAX_ROUNDS`` rounds is finished by LAPACK's SVD.
+
+Vectors are kept as rows (``X[..., i, :]`` is ``x_i^T``) so that the products
+run as ``X @ M^T`` and ``Y @ M`` on contiguous operands.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+
+from skbutterfly._svd import pivot_phases
+
+__all__ = ["dominant_triplets", "filter_dtype", "settle_tolerance"]
+
+# Extra vectors of the filtered iteration, its largest polynomial degree, and
+# how many rounds run before the exact SVD takes over.
+_OVERSAMPLE = 3
+_MAX_DEGREE = 8
+_MAX_ROUNDS = 6
+_SAFETY = 100.0
+_FILTER_DTYPE = {
+    np.dtype(np.float64): np.dtype(np.float32),
+    np.dtype(np.complex128): np.dtype(np.complex64),
+}
+
+
+def filter_dtype(dtype):
+    """Precision of the Chebyshev filter for blocks of ``dtype``."""
+    return _FILTER_DTYPE.get(np.dtype(dtype), np.dtype(dtype))
+
+
+def settle_tolerance(dtype):
+    """Relative change of captured energy under which power steps have settled."""
+    return max(1e-12, 100 * np.finfo(dtype).eps)
+
+
+def _accuracy(dtype):
+    """Stopping tolerance and amplification cap of the filtered iteration.
+
+    ``tol`` is the energy shortfall allowed, relative to the energy the
+    rank-``k`` blocks leave out; ``cap`` is the largest amplification of one
+    filter round (it bounds the condition number of the filtered block, which
+    the Cholesky-based Rayleigh-Ritz step squares).
+    """
+    eps = np.finfo(dtype).eps
+    return max(1e-8, 100 * eps), eps**-0.25
+
+
+def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
+    """Rank-``k`` truncated SVD of every block of ``M``, as ``U`` and ``U^H M``.
+
+    Parameters
+    ----------
+    M : ndarray of shape (..., b1, c2)
+        C-contiguous stack of blocks, small enough to stay in cache.
+    k : int
+        Number of triplets, ``k <= min(b1, c2)``.
+    rng : numpy.random.Generator
+        Source of the starting vectors.
+    small : bool, default=False
+        The blocks have a side of at most a few entries: blocks that do not
+        settle under power steps then take the exact Gram path rather than the
+        filtered iteration.
+    filter_buffer : ndarray of shape M.shape, optional
+        Where to put the single-precision copy of ``M`` used by the filter (a
+        reused buffer spares page faults); its dtype is
+        :func:`filter_dtype` of ``M``'s.
+
+    Returns
+    -------
+    U : ndarray of shape (..., b1, k)
+        Orthonormal columns, phases fixed by :func:`pivot_phases`.
+    R : ndarray of shape (..., k, c2)
+        ``U^H M``: the singular values times the right singular vectors.
+    """
+    b1, c2 = M.shape[-2:]
+    batch = M.shape[:-2]
+    complex_ = M.dtype.kind == "c"
+    Mt = np.swapaxes(M, -1, -2)
+    Z = _orth_rows(_uniform(rng, (*batch, k, c2), M.dtype))
+    Q, Z, before = _power_step(M, Mt, Z, complex_)
+    Q, Z, after = _power_step(M, Mt, _orth_rows(Z), complex_)
+    if np.all(np.abs(after - before) <= settle_tolerance(M.dtype) * after):
+        return _finish(M, Q, Z)
+    if small:
+        return _gram_triplets(M, Mt, k)
+    width = min(k + _OVERSAMPLE, b1, c2)
+    if width == k:
+        return _gram_triplets(M, Mt, k) if min(b1, c2) <= 64 else _lapack(M, k)
+    # The extra vectors start as M^H r for random r: their Rayleigh quotients,
+    # hence the first cut-off, are then those of one power step.
+    extra = _times_m(_uniform(rng, (*batch, width - k, b1), M.dtype), M, complex_)
+    X = np.concatenate([_orth_rows(Z), extra], axis=-2)
+    Y = _times_mt(X, Mt)
+    HX = _times_m(Y, M, complex_)
+    total = _sq_norms(M.reshape(*batch, -1))
+    tol, cap = _accuracy(M.dtype)
+    # The filter only has to point the block at the dominant subspace: it runs
+    # in single precision (twice the GEMM speed); the Rayleigh-Ritz steps, which
+    # give the answer and the stopping test, use M itself.
+    if filter_buffer is None:
+        M_filter = M.astype(filter_dtype(M.dtype))
+    else:
+        M_filter = filter_buffer
+        np.copyto(M_filter, M, casting="same_kind")
+    Mt_filter = np.swapaxes(M_filter, -1, -2)
+    for _ in range(_MAX_ROUNDS):
+        try:
+            theta, X, Y, HX, shortfall = _rayleigh_ritz(X, Y, HX, k)
+        except np.linalg.LinAlgError:  # a filtered block lost its rank
+            break
+        left_out = np.maximum(total - theta[..., :k].sum(axis=-1), 0)
+        floor = settle_tolerance(M.dtype) * theta[..., :k].sum(axis=-1)
+        target = np.sum(tol * left_out + floor)
+        if np.sum(shortfall) <= target:
+            Q = _orth_rows(Y[..., :k, :])
+            return _finish(M, Q, _times_m(Q, M, complex_))
+        X = _chebyshev_filter(
+            M_filter,
+            Mt_filter,
+            X.astype(M_filter.dtype),
+            HX.astype(M_filter.dtype),
+            theta,
+            cap,
+            complex_,
+            shortfall,
+            target,
+        ).astype(M.dtype)
+        Y = _times_mt(X, Mt)
+        HX = _times_m(Y, M, complex_)
+    return _lapack(M, k)
+
+
+def _uniform(rng, shape, dtype):
+    """Uniform entries in [-1, 1) (real and imaginary parts for complex)."""
+    real = np.finfo(dtype).dtype
+    X = rng.random(shape, dtype=real) * 2 - 1
+    if np.dtype(dtype).kind == "c":
+        X = X + 1j * (rng.random(shape, dtype=real) * 2 - 1)
+    return X.astype(dtype, copy=False)
+
+
+def _sq_norms(X):
+    """Squared norms along the last axis (real, for real or complex rows)."""
+    return np.vecdot(X, X).real
+
+
+def _orth_rows(X):
+    """Orthonormal rows spanning the rows of every matrix of a stack."""
+    if X.shape[-2] == 1:
+        norm = np.sqrt(_sq_norms(X))[..., None]
+        return X / np.where(norm > 0, norm, 1)
+    return np.swapaxes(np.linalg.qr(np.swapaxes(X, -1, -2))[0], -1, -2)
+
+
+def _times_mt(X, Mt):
+    """Rows ``(M x)^T`` of the rows ``x^T`` of ``X``."""
+    return np.matmul(X, Mt)
+
+
+def _times_m(Y, M, complex_):
+    """Rows ``(M^H y)^T`` of the rows ``y^T`` of ``Y``."""
+    if complex_:
+        return np.matmul(Y.conj(), M).conj()
+    return np.matmul(Y, M)
+
+
+def _power_step(M, Mt, Z, complex_):
+    """``Q = orth(M z)``, ``Z = M^H Q`` (rows) and the captured energy."""
+    Q = _orth_rows(_times_mt(Z, Mt))
+    Z = _times_m(Q, M, complex_)
+    return Q, Z, _sq_norms(Z).sum(axis=-1)
+
+
+def _small_precision(A):
+    return A.astype(np.complex128 if A.dtype.kind == "c" else np.float64)
+
+
+def _rayleigh_ritz(X, Y, HX, k):
+    """Ritz pairs of ``H`` on the row space of ``X``, given ``Y = M X``, ``HX``.
+
+    Solves ``T c = theta B c`` with ``B = X^H X`` and ``T = Y^H Y = X^H H X``
+    through the Cholesky factor of ``B``, in double precision. Returns the
+    Ritz values in decreasing order, the rotated ``X`` and ``HX``, the first
+    ``k`` rows of the rotated ``Y``, and the
+    estimated energy shortfall of the ``k`` leading Ritz vectors,
+    ``sum_i min(rho_i, rho_i^2 / (theta_i - theta_{k+1}))`` with ``rho_i`` the
+    residual norm ``||H x_i - theta_i x_i||``.
+    """
+    B = _small_precision(np.matmul(X.conj(), np.swapaxes(X, -1, -2)))
+    T = _small_precision(np.matmul(Y.conj(), np.swapaxes(Y, -1, -2)))
+    L_inv = np.linalg.inv(np.linalg.cholesky(B))
+    L_inv_h = np.swapaxes(L_inv, -1, -2).conj()
+    theta, W = np.linalg.eigh(L_inv @ T @ L_inv_h)
+    theta, W = theta[..., ::-1], W[..., ::-1]
+    # Row i of the new block is sum_j C[j, i] x_j^T: X <- C^T X.
+    Ct = np.swapaxes(L_inv_h @ W, -1, -2).astype(X.dtype)
+    X, HX = Ct @ X, Ct @ HX
+    Y = Ct[..., :k, :] @ Y  # only the leading rows are used (for U)
+    R = HX[..., :k, :] - theta[..., :k, None].astype(X.dtype) * X[..., :k, :]
+    rho = np.sqrt(_sq_norms(R))
+    gap = theta[..., :k] - theta[..., k : k + 1]
+    tiny = np.finfo(np.float64).tiny
+    shortfall = np.minimum(rho, rho**2 / np.maximum(gap, tiny)).sum(axis=-1)
+    return theta, X, Y, HX, shortfall
+
+
+def _chebyshev_filter(M, Mt, X, HX, theta, cap, complex_, shortfall, target):
+    """``T_d(2 H / c - 1) X`` with a cut-off ``c`` and a degree ``d`` per block.
+
+    ``c`` is the smallest Ritz value ``theta_w``: every direction of the block
+    is amplified (at least by 1), and the eigenvalues below, those the block
+    must not keep, stay within ``[-1, 1]``. ``d`` is the largest degree (up to
+    ``_MAX_DEGREE``) that amplifies the leading Ritz value at most ``cap``
+    times, which keeps the filtered block well conditioned. A block whose
+    spread ``theta_1 / theta_w`` exceeds that even at degree 1 is left as it
+    is (``d = 0``): with such a gap its leading vectors have already settled.
+    """
+    top, last = theta[..., 0], theta[..., -1]
+    spread = np.full_like(top, np.inf)
+    np.divide(2 * top, last, out=spread, where=last > 0)
+    spread -= 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        degree = np.arccosh(cap) / np.arccosh(np.maximum(spread, 1))
+    degree = np.clip(np.nan_to_num(degree, nan=0.0), 0, _MAX_DEGREE).astype(int)
+    degree[top <= 0] = 0
+    degree = np.minimum(degree, _enough_degree(degree, spread, shortfall, target))
+    scale = np.divide(2, last, out=np.zeros_like(last), where=degree > 0)
+    scale = scale[..., None, None].astype(X.real.dtype)
+    filtered = X.copy()
+    previous, current = X, scale * HX - X
+    for d in range(1, int(degree.max(initial=0)) + 1):
+        if d > 1:
+            H_current = _times_m(_times_mt(current, Mt), M, complex_)
+            H_current *= 2 * scale
+            H_current -= 2 * current
+            H_current -= previous
+            previous, current = current, H_current
+        np.copyto(filtered, current, where=(degree == d)[..., None, None])
+    return filtered
+
+
+def _enough_degree(degree, spread, shortfall, target):
+    """Lowest degree expected to bring the total shortfall under ``target``.
+
+    A round of degree ``d`` divides a block's shortfall by about
+    ``T_d(spread)^2``; the prediction is trusted up to ``_SAFETY``.
+    """
+    rate = np.arccosh(np.clip(spread, 1, np.finfo(spread.dtype).max))
+    for d in range(1, _MAX_DEGREE):
+        steps = np.minimum(d, degree)
+        with np.errstate(over="ignore"):
+            gain = np.cosh(np.where(steps > 0, steps * rate, 0)) ** 2
+        if _SAFETY * np.sum(shortfall / gain) <= target:
+            return d
+    return _MAX_DEGREE
+
+
+def _finish(M, Q, Z):
+    """``U`` and ``U^H M`` from orthonormal rows ``Q`` and ``Z`` = rows of ``M^H Q``.
+
+    Row ``i`` of ``Q^H M`` is ``conj(Z[i])``; a Rayleigh-Ritz step on ``Q``
+    turns the basis into left singular vectors.
+    """
+    R = Z.conj()  # Q^H M
+    U = np.swapaxes(Q, -1, -2)
+    if Q.shape[-2] > 1:
+        _, W = np.linalg.eigh(np.matmul(R, np.swapaxes(R, -1, -2).conj()))
+        W = W[..., ::-1]
+        U = np.matmul(U, W)
+        R = np.matmul(np.swapaxes(W, -1, -2).conj(), R)
+    phase = pivot_phases(U)
+    return U * phase.conj(), R * np.swapaxes(phase, -1, -2)
+
+
+def _gram_triplets(M, Mt, k):
+    """Exact triplets from the Gram matrix of the smaller side (small blocks)."""
+    b1, c2 = M.shape[-2:]
+    if b1 <= c2:
+        G = np.matmul(M, Mt.conj())  # M M^H
+        _, U = np.linalg.eigh(G)
+        U = U[..., ::-1][..., :k]
+        phase = pivot_phases(U)
+        U = U * phase.conj()
+        return U, np.matmul(np.swapaxes(U, -1, -2).conj(), M)
+    G = np.matmul(Mt.conj(), M)  # M^H M
+    _, V = np.linalg.eigh(G)
+    P = np.matmul(M, V[..., ::-1][..., :k])  # U S
+    S = np.sqrt(_sq_norms(np.swapaxes(P, -1, -2)))
+    U = P / np.where(S > 0, S, 1)[..., None, :]
+    phase = pivot_phases(U)
+    U = U * phase.conj()
+    return U, np.matmul(np.swapaxes(U, -1, -2).conj(), M)
+
+
+def _lapack(M, k):
+    """Exact triplets from LAPACK's SVD."""
+    U, _, _ = np.linalg.svd(M, full_matrices=False)
+    U = U[..., :k]
+    U = U * pivot_phases(U).conj()
+    return U, np.matmul(np.swapaxes(U, -1, -2).conj(), M)
