@@ -106,10 +106,14 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
     width = min(k + _OVERSAMPLE, b1, c2)
     if width == k:
         return _gram_triplets(M, Mt, k) if min(b1, c2) <= 64 else _lapack(M, k)
-    # The extra vectors start as M^H r for random r: their Rayleigh quotients,
-    # hence the first cut-off, are then those of one power step.
+    # The extra vectors are M^H r for random r, after one more power step and
+    # kept orthogonal to the k settled-so-far ones: their Rayleigh quotients,
+    # hence the first cut-off, are then fair and the block well conditioned.
+    Z = _orth_rows(Z)
     extra = _times_m(_uniform(rng, (*batch, width - k, b1), M.dtype), M, complex_)
-    X = np.concatenate([_orth_rows(Z), extra], axis=-2)
+    extra = _unit_rows(_project_out(extra, Z))
+    extra = _project_out(_times_m(_times_mt(extra, Mt), M, complex_), Z)
+    X = np.concatenate([Z, _unit_rows(extra)], axis=-2)
     Y = _times_mt(X, Mt)
     HX = _times_m(Y, M, complex_)
     total = _sq_norms(M.reshape(*batch, -1))
@@ -164,11 +168,22 @@ def _sq_norms(X):
     return np.vecdot(X, X).real
 
 
+def _unit_rows(X):
+    """Rows scaled to unit norm (zero rows stay zero)."""
+    norm = np.sqrt(_sq_norms(X))[..., None]
+    return X / np.where(norm > 0, norm, 1)
+
+
+def _project_out(X, Z):
+    """Rows of ``X`` minus their components along the orthonormal rows ``Z``."""
+    coef = np.matmul(X, np.swapaxes(Z, -1, -2).conj())  # x_i^T conj(z_j)
+    return X - np.matmul(coef, Z)
+
+
 def _orth_rows(X):
     """Orthonormal rows spanning the rows of every matrix of a stack."""
     if X.shape[-2] == 1:
-        norm = np.sqrt(_sq_norms(X))[..., None]
-        return X / np.where(norm > 0, norm, 1)
+        return _unit_rows(X)
     return np.swapaxes(np.linalg.qr(np.swapaxes(X, -1, -2))[0], -1, -2)
 
 
@@ -246,16 +261,29 @@ def _chebyshev_filter(M, Mt, X, HX, theta, cap, complex_, shortfall, target):
     degree = np.minimum(degree, _enough_degree(degree, spread, shortfall, target))
     scale = np.divide(2, last, out=np.zeros_like(last), where=degree > 0)
     scale = scale[..., None, None].astype(X.real.dtype)
-    filtered = X.copy()
+    # T_1 = scale H - 1, then T_{d+1} = 2 (scale H - 1) T_d - T_{d-1}; every
+    # block keeps the iterate of its own degree.
+    top_degree = int(degree.max(initial=0))
+    if top_degree == 0 or np.any(degree == 0):
+        filtered = X.copy()
+    else:
+        filtered = None  # until some block's degree is reached
     previous, current = X, scale * HX - X
-    for d in range(1, int(degree.max(initial=0)) + 1):
+    for d in range(1, top_degree + 1):
         if d > 1:
             H_current = _times_m(_times_mt(current, Mt), M, complex_)
             H_current *= 2 * scale
-            H_current -= 2 * current
+            H_current -= current
+            H_current -= current
             H_current -= previous
             previous, current = current, H_current
-        np.copyto(filtered, current, where=(degree == d)[..., None, None])
+        done = degree == d
+        if d == top_degree and filtered is None:
+            filtered = current
+        elif done.any():
+            if filtered is None:
+                filtered = X.copy()
+            np.copyto(filtered, current, where=done[..., None, None])
     return filtered
 
 
