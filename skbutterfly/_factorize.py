@@ -331,7 +331,9 @@ def butterfly_factorize(
         of such candidates (best kept).
     svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
         Solver of the block SVDs: LAPACK, Gram eigendecomposition (blocks with
-        a side <= 2), randomized subspace iteration, or chosen per split.
+        a side <= 2), the iterative solver (power steps, then a
+        Chebyshev-filtered subspace iteration that matches the exact SVD to
+        about eight digits), or chosen per split.
     n_jobs : int, default=None
         Number of threads over chunks of each SVD batch. None means 1 unless
         in a :obj:`joblib.parallel_config` context; -1 means all processors.
