@@ -233,9 +233,7 @@ def _iterative_split(V, left_v, right_v, k, orthonormalize, n_jobs, rng):
 
     def solve(ix):
         start = ix[axis].start or 0
-        # A copy in the twiddle's own memory order (whole rows, read in order),
-        # seen again as the stack of blocks.
-        view = V[ix]
+        view = V[ix]  # whole rows of the twiddle when the axis allows
         if getattr(buffers, "shape", None) != view.shape:
             buffers.shape = view.shape
             buffers.piece = np.empty(view.shape, V.dtype)

@@ -31,8 +31,9 @@ from skbutterfly._svd import pivot_phases
 
 __all__ = ["dominant_triplets", "filter_dtype", "settle_tolerance"]
 
-# Extra vectors of the filtered iteration, its largest polynomial degree, and
-# how many rounds run before the exact SVD takes over.
+# Extra vectors of the filtered iteration, its largest polynomial degree, how
+# many rounds run before the exact SVD takes over, and the margin on the
+# predicted gain of a round when its degree is lowered.
 _OVERSAMPLE = 3
 _MAX_DEGREE = 8
 _MAX_ROUNDS = 6
@@ -223,6 +224,11 @@ def _rayleigh_ritz(X, Y, HX, k):
     """
     B = _small_precision(np.matmul(X.conj(), np.swapaxes(X, -1, -2)))
     T = _small_precision(np.matmul(Y.conj(), np.swapaxes(Y, -1, -2)))
+    # A shift of a few units of roundoff keeps B definite when rows of X are
+    # zero (zero blocks) without moving the leading Ritz pairs.
+    finfo = np.finfo(X.dtype)
+    mean = np.trace(B, axis1=-2, axis2=-1).real / B.shape[-1]
+    B += (10 * finfo.eps * mean + finfo.tiny)[..., None, None] * np.eye(B.shape[-1])
     L_inv = np.linalg.inv(np.linalg.cholesky(B))
     L_inv_h = np.swapaxes(L_inv, -1, -2).conj()
     theta, W = np.linalg.eigh(L_inv @ T @ L_inv_h)

@@ -115,6 +115,23 @@ def test_degenerate_and_zero_blocks():
     assert np.all(np.isfinite(U)) and np.all(R == 0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_blocks_among_flat_ones_do_not_need_lapack(dtype):
+    """Zero blocks (zero padding, pruned weights) in a piece that goes through
+    the filter: their zero vectors must not break the Rayleigh-Ritz step."""
+    rng = np.random.default_rng(8)
+    M = _random(rng, (24, 32, 32), dtype)
+    M[::3] = 0
+    with mock.patch.object(subspace, "_lapack", side_effect=AssertionError):
+        U, R = dominant_triplets(M, 1, np.random.default_rng(0))
+    assert np.all(np.isfinite(U)) and np.all(R[::3] == 0)
+    best, total = _exact_energies(M, 1)
+    captured = np.sum(np.abs(R.astype(np.complex128)) ** 2, axis=(-2, -1))
+    tol, _ = subspace._accuracy(np.dtype(dtype))
+    rounding = 1e3 * np.finfo(dtype).eps * np.sum(best)
+    assert np.sum(best - captured) <= tol * np.sum(total - best) + rounding
+
+
 def test_lapack_fallback_after_too_many_rounds():
     """A piece that has not converged after _MAX_ROUNDS goes to LAPACK: exact."""
     rng = np.random.default_rng(5)
