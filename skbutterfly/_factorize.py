@@ -12,7 +12,7 @@ from skbutterfly._chain import chain_shape, resolve_architecture
 from skbutterfly._hierarchical import TREES, hierarchical_factorize
 from skbutterfly._operator import ButterflyOperator
 from skbutterfly._permutation import bit_reversal, candidate_permutations
-from skbutterfly._validation import check_matrix, max_abs
+from skbutterfly._validation import check_finite, check_matrix, max_abs
 
 __all__ = ["butterfly_factorize"]
 
@@ -99,9 +99,9 @@ def relative_error(op, A):
     return float(np.sqrt(err2 / norm2))
 
 
-def _exponent(A):
+def _exponent(A, top=None):
     """Binary exponent ``e`` of ``max|A|`` (``max|A| / 2**e`` in [0.5, 1)); 0 for 0."""
-    top = max_abs(A)
+    top = max_abs(A) if top is None else top
     return int(np.frexp(top)[1]) if top > 0 else 0
 
 
@@ -118,13 +118,13 @@ def frobenius_norm(A):
     return float(np.ldexp(np.linalg.norm(As), exponent))
 
 
-def _power_of_two_scale(A):
+def _power_of_two_scale(A, top):
     """Exponent ``e`` to divide ``A`` by (exactly, ``2**e``) before factorizing.
 
     0 unless the magnitudes are so large or small that squares in the block
     Gram matrices could overflow or underflow.
     """
-    exponent = _exponent(A)
+    exponent = _exponent(A, top)
     limit = np.finfo(A.dtype).maxexp // 4
     return exponent if abs(exponent) > limit else 0
 
@@ -143,14 +143,19 @@ def factorize_core(
     random_state=None,
     verbose=0,
     compute_error=False,
+    matrix_name="A",
 ):
     """The numerical core shared by ``butterfly_factorize`` and the estimator.
 
-    ``A`` must already be validated (see :func:`check_matrix`) and the scalar
-    parameters checked. Returns the operator and a dict with the chosen
+    ``A`` must already be validated (see :func:`check_matrix`; the NaN/inf
+    check may be left to this function, whose error names ``matrix_name``) and the
+    scalar parameters checked. Returns the operator and a dict with the chosen
     permutation's name and, when asked or when several permutations compete,
     the relative error.
     """
+    top = max_abs(A)
+    if not np.isfinite(top):
+        check_finite(A, name=matrix_name)  # raises, naming the first bad entry
     m, n = A.shape
     chain, padded = resolve_architecture((m, n), depth, rank, architecture)
     candidates = _resolve_permutation(permutation, (m, n))
@@ -159,7 +164,7 @@ def factorize_core(
     info = {"chain": chain, "padded_shape": padded}
     if candidates[0][0] == "identify":
         candidates, info = _identify_candidates(A, chain, padded, info, random_state)
-    exponent = _power_of_two_scale(A)
+    exponent = _power_of_two_scale(A, top)
     best = None
     for name, rows, cols in candidates:
         work = _working_matrix(A, rows, cols, padded, exponent)
@@ -368,7 +373,7 @@ def butterfly_factorize(
     check_factorize_params(
         depth, rank, tree, orthonormalize, svd_solver, n_jobs, verbose
     )
-    A = check_matrix(A)
+    A = check_matrix(A, finite=False)  # the core checks it in its max|A| pass
     op, _ = factorize_core(
         A,
         depth=depth,

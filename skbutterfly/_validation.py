@@ -74,7 +74,7 @@ def _from_frame(A):
         return None
 
 
-def check_matrix(A, name="A"):
+def check_matrix(A, name="A", *, finite=True):
     """Validate a matrix to factorize and return it as a supported ndarray.
 
     Integers and booleans become float64, float16 becomes float32, other
@@ -85,7 +85,8 @@ def check_matrix(A, name="A"):
     frames with nullable numeric columns become float64 or complex128. The
     result is C-contiguous: C-ordered arrays of a supported dtype, memory maps
     included, are returned as views without a copy; Fortran-ordered and
-    strided arrays are copied once.
+    strided arrays are copied once. ``finite=False`` leaves the NaN/inf check
+    (one pass over the matrix) to the caller.
     """
     if sp.issparse(A):
         A = _densify(A, name)
@@ -134,7 +135,8 @@ def check_matrix(A, name="A"):
         # C copy makes the result identical to that of a C array (and is
         # faster than reading a Fortran array through those views).
         A = np.ascontiguousarray(A)
-    check_finite(A, name=name)
+    if finite:
+        check_finite(A, name=name)
     return A
 
 
@@ -179,6 +181,8 @@ def max_abs(A):
     NaN and infinity propagate (NaN wins, in the real or the imaginary part),
     so this is also a finiteness check.
     """
+    if A.dtype.kind == "c" and A.flags.c_contiguous:
+        A = A.view(A.real.dtype)  # real and imaginary parts side by side
     parts = (A.real, A.imag) if A.dtype.kind == "c" else (A,)
     extremes = []
     for p in parts:
