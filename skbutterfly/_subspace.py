@@ -32,12 +32,14 @@ from skbutterfly._svd import pivot_phases
 __all__ = ["dominant_triplets", "filter_dtype", "settle_tolerance"]
 
 # Extra vectors of the filtered iteration, its largest polynomial degree, how
-# many rounds run before the exact SVD takes over, and the margin on the
-# predicted gain of a round when its degree is lowered.
+# many rounds run before the exact SVD takes over, the margin on the predicted
+# gain of a round when its degree is lowered, and the least gain of a round
+# (below it the exact SVD takes over at once).
 _OVERSAMPLE = 3
 _MAX_DEGREE = 8
 _MAX_ROUNDS = 6
 _SAFETY = 100.0
+_MIN_GAIN = 10.0
 _FILTER_DTYPE = {
     np.dtype(np.float64): np.dtype(np.float32),
     np.dtype(np.complex128): np.dtype(np.complex64),
@@ -128,6 +130,7 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
         M_filter = filter_buffer
         np.copyto(M_filter, M, casting="same_kind")
     Mt_filter = np.swapaxes(M_filter, -1, -2)
+    previous = np.inf
     for _ in range(_MAX_ROUNDS):
         try:
             theta, X, Y, HX, shortfall = _rayleigh_ritz(X, Y, HX, k)
@@ -139,6 +142,11 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
         if np.sum(shortfall) <= target:
             Q = _orth_rows(Y[..., :k, :])
             return _finish(M, Q, _times_m(Q, M, complex_))
+        if np.sum(shortfall) * _MIN_GAIN > previous:
+            # Some blocks barely improve (a capped filter on a wide spread of
+            # leading values): more rounds would cost more than LAPACK.
+            break
+        previous = np.sum(shortfall)
         X = _chebyshev_filter(
             M_filter,
             Mt_filter,
@@ -253,8 +261,11 @@ def _chebyshev_filter(M, Mt, X, HX, theta, cap, complex_, shortfall, target):
     must not keep, stay within ``[-1, 1]``. ``d`` is the largest degree (up to
     ``_MAX_DEGREE``) that amplifies the leading Ritz value at most ``cap``
     times, which keeps the filtered block well conditioned. A block whose
-    spread ``theta_1 / theta_w`` exceeds that even at degree 1 is left as it
-    is (``d = 0``): with such a gap its leading vectors have already settled.
+    spread ``theta_1 / theta_w`` exceeds that even at degree 1 (a few strong
+    directions over a numerically null rest) takes one step with the cut-off
+    that amplifies ``theta_1`` exactly ``cap`` times instead; its weakest
+    directions are then damped too, which only the Rayleigh-Ritz step's shift
+    has to absorb. Zero blocks are left as they are.
     """
     top, last = theta[..., 0], theta[..., -1]
     spread = np.full_like(top, np.inf)
@@ -262,10 +273,12 @@ def _chebyshev_filter(M, Mt, X, HX, theta, cap, complex_, shortfall, target):
     spread -= 1
     with np.errstate(divide="ignore", invalid="ignore"):
         degree = np.arccosh(cap) / np.arccosh(np.maximum(spread, 1))
-    degree = np.clip(np.nan_to_num(degree, nan=0.0), 0, _MAX_DEGREE).astype(int)
+    degree = np.clip(np.nan_to_num(degree, nan=1.0), 1, _MAX_DEGREE).astype(int)
     degree[top <= 0] = 0
     degree = np.minimum(degree, _enough_degree(degree, spread, shortfall, target))
-    scale = np.divide(2, last, out=np.zeros_like(last), where=degree > 0)
+    capped = 2 * top / (np.cosh(np.arccosh(cap) / np.maximum(degree, 1)) + 1)
+    cut = np.maximum(last, capped)
+    scale = np.divide(2, cut, out=np.zeros_like(cut), where=degree > 0)
     scale = scale[..., None, None].astype(X.real.dtype)
     # T_1 = scale H - 1, then T_{d+1} = 2 (scale H - 1) T_d - T_{d-1}; every
     # block keeps the iterate of its own degree.

@@ -58,17 +58,19 @@ def choose_svd_solver(solver, block_shape, rank):
     """Resolve ``solver="auto"`` for blocks of ``block_shape`` truncated at ``rank``.
 
     Small blocks, or ranks that are a large share of the block, use LAPACK's
-    full SVD; large blocks at a small rank use randomized subspace iteration.
+    full SVD; large blocks at a small rank use the iterative solver.
     """
     if solver != "auto":
         return solver
     small = min(block_shape)
     if small <= 2:
         return "gram"
-    if 4 * rank <= small:
+    if 8 * rank <= small:
         # Iterative path (power steps, then a Chebyshev filter) on pieces that
         # stay in cache; it settles at once on butterfly blocks, and falls
-        # back to the Gram path for small blocks that do not.
+        # back to the Gram path for small blocks that do not. With fewer than
+        # eight dimensions per wanted vector its filter gains too little per
+        # round on noisy low-rank blocks: LAPACK is faster there.
         return "randomized"
     return "gram" if small <= 8 else "full"
 
