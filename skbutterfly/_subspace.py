@@ -131,7 +131,7 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
         np.copyto(M_filter, M, casting="same_kind")
     Mt_filter = np.swapaxes(M_filter, -1, -2)
     previous = np.inf
-    for _ in range(_MAX_ROUNDS):
+    for round_ in range(_MAX_ROUNDS):
         try:
             theta, X, Y, HX, shortfall = _rayleigh_ritz(X, Y, HX, k)
         except np.linalg.LinAlgError:  # a filtered block lost its rank
@@ -142,9 +142,10 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
         if np.sum(shortfall) <= target:
             Q = _orth_rows(Y[..., :k, :])
             return _finish(M, Q, _times_m(Q, M, complex_))
-        if np.sum(shortfall) * _MIN_GAIN > previous:
-            # Some blocks barely improve (a capped filter on a wide spread of
-            # leading values): more rounds would cost more than LAPACK.
+        if round_ >= 2 and np.sum(shortfall) * _MIN_GAIN > previous:
+            # After the first filter round (whose start is rough), some blocks
+            # still barely improve (a capped filter on a wide spread of leading
+            # values): more rounds would cost more than LAPACK.
             break
         previous = np.sum(shortfall)
         X = _chebyshev_filter(
