@@ -107,8 +107,8 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
     if small:
         return _gram_triplets(M, Mt, k)
     width = min(k + _OVERSAMPLE, b1, c2)
-    if width == k:
-        return _gram_triplets(M, Mt, k) if min(b1, c2) <= 64 else _lapack(M, k)
+    if width == k:  # no room for extra vectors (a forced solver at a high rank)
+        return _lapack(M, k)
     # The extra vectors are M^H r for random r, after one more power step and
     # kept orthogonal to the k settled-so-far ones: their Rayleigh quotients,
     # hence the first cut-off, are then fair and the block well conditioned.
