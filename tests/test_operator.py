@@ -6,6 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _reference import place_like_operator
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.sparse.linalg import LinearOperator
 
@@ -149,12 +150,7 @@ def test_factors_are_csr_and_multiply_to_toarray(case):
         assert_array_equal(F.toarray(), _dense_factor(T))
         prod = F if prod is None else prod @ F
     assert prod.shape == op.padded_shape
-    m, n = op.shape
-    B = prod.toarray()[:m, :n]
-    out = np.empty_like(B)
-    rows = np.arange(m) if op.row_perm is None else op.row_perm
-    cols = np.arange(n) if op.col_perm is None else op.col_perm
-    out[np.ix_(rows, cols)] = B
+    out = place_like_operator(op, prod.toarray())
     tol = _tol(op.dtype)
     assert_allclose(out, op.toarray(), rtol=tol, atol=tol * np.abs(dense).max())
 

@@ -4,6 +4,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from _reference import place_like_operator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -73,13 +74,7 @@ def _dense_from_factors(op):
     prod = op.factors[0]
     for F in op.factors[1:]:
         prod = prod @ F
-    m, n = op.shape
-    B = prod.toarray()[:m, :n]
-    out = np.empty_like(B)
-    rows = np.arange(m) if op.row_perm is None else op.row_perm
-    cols = np.arange(n) if op.col_perm is None else op.col_perm
-    out[np.ix_(rows, cols)] = B
-    return out
+    return place_like_operator(op, prod.toarray())
 
 
 @SETTINGS

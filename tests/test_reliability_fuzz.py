@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _reference import place_like_operator
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -247,12 +248,7 @@ def _product_of_factors(op):
     prod = factors[0]
     for F in factors[1:]:
         prod = prod @ F
-    m, n = op.shape
-    B = prod.toarray()[:m, :n]
-    out = np.empty_like(B)
-    rows = np.arange(m) if op.row_perm is None else op.row_perm
-    cols = np.arange(n) if op.col_perm is None else op.col_perm
-    out[np.ix_(rows, cols)] = B
+    out = place_like_operator(op, prod.toarray())
     return out, sum(_log2_norm(F.toarray()) for F in factors)
 
 
