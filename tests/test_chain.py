@@ -1,7 +1,5 @@
 """Architectures: Kronecker-sparse patterns, chains, builders and their errors."""
 
-from math import prod
-
 import numpy as np
 import pytest
 
@@ -73,18 +71,6 @@ def _brute_force_feasible(m, n, depth, rank):
             if ok:
                 return True
     return False
-
-
-def _chain_from_digits(bps, cps, ranks):
-    """Chain with row digits ``bps``, column digits ``cps`` and interface ranks."""
-    m = prod(bps)
-    weights = [1, *ranks, 1]
-    chain, a, d = [], 1, m
-    for i, (bp, cp) in enumerate(zip(bps, cps)):
-        d //= bp
-        chain.append((a, weights[i] * bp, cp * weights[i + 1], d))
-        a *= cp
-    return tuple(chain)
 
 
 def _is_smooth(k):
