@@ -2,7 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from skbutterfly._approximator import ButterflyApproximator
+from skbutterfly._approximator import ButterflyApproximator, butterfly_factorize
 from skbutterfly._chain import (
     butterfly_chain,
     feasible_depth_rank,
@@ -11,7 +11,6 @@ from skbutterfly._chain import (
     square_dyadic_chain,
     validate_chain,
 )
-from skbutterfly._factorize import butterfly_factorize
 from skbutterfly._operator import ButterflyOperator
 
 __version__ = "0.1.0"

@@ -1,22 +1,36 @@
-"""ButterflyApproximator: butterfly factorization as a scikit-learn transformer."""
+"""ButterflyApproximator and butterfly_factorize: one rule table, one core.
+
+The estimator's ``_parameter_constraints`` is the only statement of the
+parameter rules; :func:`butterfly_factorize` builds the estimator and calls the
+same private ``_factorize`` (scikit-learn's ``non_negative_factorization`` and
+``NMF`` are the model), and so does the command line.
+"""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import os
 from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import Memory
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skbutterfly._cache import SplitCache, resolve_memory
 from skbutterfly._factorize import (
     SVD_SOLVERS,
+    dense_source,
     factorize_core,
     frobenius_norm,
     relative_error,
@@ -25,7 +39,7 @@ from skbutterfly._factorize import (
 from skbutterfly._hierarchical import TREES
 from skbutterfly._validation import check_finite, check_matrix
 
-__all__ = ["ButterflyApproximator"]
+__all__ = ["ButterflyApproximator", "butterfly_factorize"]
 
 
 def _is_complex(X):
@@ -40,6 +54,19 @@ def _is_complex(X):
         return np.iscomplexobj(np.asarray(X))
     except (TypeError, ValueError):
         return False
+
+
+class _Int(Interval):
+    """An integer interval that refuses bools (``n_jobs=True`` is a mistake, not 1)."""
+
+    def __init__(self, left, right, closed):
+        super().__init__(Integral, left, right, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+    def __str__(self):
+        return super().__str__().replace("an int", "an int (not a bool)", 1)
 
 
 class ButterflyApproximator(
@@ -89,6 +116,13 @@ class ButterflyApproximator(
     random_state : int, RandomState instance or None, default=None
         Seed of the starting vectors of the iterative block solver. None means
         a fixed seed (0): the same input always gives the same factors.
+    memory : None, str, path-like, joblib.Memory or SplitCache, default=None
+        Where the root split's block factors are cached for other fits of the
+        same matrix (the candidates of a grid search over ``rank`` and
+        ``depth``): a :class:`~skbutterfly.model_selection.SplitCache` in
+        memory, shared by all clones of this estimator, or a
+        :class:`joblib.Memory` (or its directory), shared across processes.
+        None caches nothing.
     verbose : int, default=0
         Print progress per tree level (with elapsed time) when > 0.
 
@@ -151,8 +185,8 @@ class ButterflyApproximator(
     """
 
     _parameter_constraints: dict = {
-        "depth": [Interval(Integral, 1, None, closed="left"), None],
-        "rank": [Interval(Integral, 1, None, closed="left")],
+        "depth": [_Int(1, None, closed="left"), None],
+        "rank": [_Int(1, None, closed="left")],
         "operator": ["array-like", "sparse matrix", None],
         "architecture": ["array-like", None],
         "tree": [StrOptions(set(TREES))],
@@ -163,8 +197,13 @@ class ButterflyApproximator(
             None,
         ],
         "svd_solver": [StrOptions(set(SVD_SOLVERS))],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            _Int(None, -1, closed="right"),
+            _Int(1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
+        "memory": [None, str, os.PathLike, Memory, SplitCache],
         "verbose": ["verbose"],
     }
 
@@ -181,6 +220,7 @@ class ButterflyApproximator(
         svd_solver="auto",
         n_jobs=None,
         random_state=None,
+        memory=None,
         verbose=0,
     ):
         self.depth = depth
@@ -193,6 +233,7 @@ class ButterflyApproximator(
         self.svd_solver = svd_solver
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.memory = memory
         self.verbose = verbose
 
     def _validate_X(self, X, reset):
@@ -262,16 +303,33 @@ class ButterflyApproximator(
     def _fit(self, X):
         X = self._validate_X(X, reset=True)
         if self.operator is None:
-            A = X
+            matrix = dense_source(X, name="X")
         else:
-            A = check_matrix(self.operator, name="operator")
+            A = check_matrix(self.operator, name="operator", finite=False)
             if A.shape[1] != X.shape[1]:
                 raise ValueError(
                     f"X has {X.shape[1]} features but operator has shape {A.shape}: "
                     "X must have operator.shape[1] columns."
                 )
-        op, info = factorize_core(
-            A,
+            matrix = dense_source(A, name="operator")
+        op, info = self._factorize(matrix, compute_error=True)
+        self.operator_ = op
+        self.factors_ = op.factors
+        self.chain_ = op.chain
+        self.permutation_ = (op.row_perm, op.col_perm)
+        self.depth_ = op.depth
+        self.relative_error_ = info["relative_error"]
+        self.reconstruction_err_ = info["relative_error"] * matrix.frobenius_norm()
+        self.n_params_ = op.n_params
+        self.compression_ratio_ = matrix.shape[0] * matrix.shape[1] / op.n_params
+        if "identification" in info:
+            self.identification_ = info["identification"]
+        return X
+
+    def _factorize(self, matrix, *, compute_error):
+        """Run the shared core on the block source ``matrix`` with these parameters."""
+        return factorize_core(
+            matrix,
             depth=self.depth,
             rank=self.rank,
             architecture=self.architecture,
@@ -282,20 +340,9 @@ class ButterflyApproximator(
             n_jobs=self.n_jobs,
             random_state=self.random_state,
             verbose=self.verbose,
-            compute_error=True,
+            cache=resolve_memory(self.memory),
+            compute_error=compute_error,
         )
-        self.operator_ = op
-        self.factors_ = op.factors
-        self.chain_ = op.chain
-        self.permutation_ = (op.row_perm, op.col_perm)
-        self.depth_ = op.depth
-        self.relative_error_ = info["relative_error"]
-        self.reconstruction_err_ = info["relative_error"] * frobenius_norm(A)
-        self.n_params_ = op.n_params
-        self.compression_ratio_ = A.shape[0] * A.shape[1] / op.n_params
-        if "identification" in info:
-            self.identification_ = info["identification"]
-        return X
 
     def _transform(self, X):
         # X @ A_hat.T = (A_hat @ X.T).T through the factors.
@@ -373,3 +420,125 @@ class ButterflyApproximator(
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+_FUNCTION_CONSTRAINTS = {
+    "A": ["array-like", "sparse matrix"],
+    **{
+        name: rule
+        for name, rule in ButterflyApproximator._parameter_constraints.items()
+        if name != "operator"
+    },
+}
+
+
+@validate_params(_FUNCTION_CONSTRAINTS, prefer_skip_nested_validation=True)
+def butterfly_factorize(
+    A,
+    depth=None,
+    rank=1,
+    *,
+    architecture=None,
+    tree="balanced",
+    orthonormalize=True,
+    permutation=None,
+    svd_solver="auto",
+    n_jobs=None,
+    random_state=None,
+    memory=None,
+    verbose=0,
+):
+    """Approximate a matrix by a product of sparse butterfly factors.
+
+    The hierarchical algorithm splits the chain of factors in two, again and
+    again, along a tree; every split is solved exactly by one batch of small
+    truncated SVDs. Products of butterfly factors (Hadamard, the DFT with
+    bit reversal, random butterflies) are recovered to machine precision; with
+    ``orthonormalize=True`` other matrices get an error within a constant of
+    the best butterfly approximation.
+
+    Parameters
+    ----------
+    A : {array-like, sparse matrix} of shape (m, n)
+        Matrix to factorize: real or complex, any ``m, n >= 1``. Integer and
+        boolean input is converted to float64; float32, float64, complex64 and
+        complex128 are kept.
+    depth : int, default=None
+        Number of factors. None means the finest butterfly for the shape and
+        ``rank``. Shapes whose sizes have a prime factor larger than 7 are
+        zero-padded (invisibly) to a size that factorizes.
+    rank : int, default=1
+        Rank of the blocks at every interior interface (1 is the classical
+        butterfly).
+    architecture : sequence of (a, b, c, d), default=None
+        Expert override: an explicit chain of Kronecker-sparse patterns of
+        shape ``(m, n)``.
+    tree : {"balanced", "left-to-right", "right-to-left"}, default="balanced"
+        Order of the two-factor splits.
+    orthonormalize : bool, default=True
+        Use the orthonormalized variant (error guarantee).
+    permutation : None, str, array-like, tuple or list, default=None
+        Permutation model ``A ~= P_r^T B P_c``: None (identity);
+        ``"bit-reversal"`` (columns; the DFT); ``"auto"`` (the best of the
+        identity and the eight permutations of Dao et al., one of which is the
+        bit reversal); ``"identify"``
+        (find row and column permutations, for square power-of-two sizes); a
+        column index array ``p`` (``B ~= A[:, p]``); a tuple
+        ``(row_perm, col_perm)`` (``B ~= A[row_perm][:, col_perm]``); or a list
+        of such candidates (best kept).
+    svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
+        Solver of the block SVDs: LAPACK, Gram eigendecomposition (blocks with
+        a side <= 2), the iterative solver (power steps, then a
+        Chebyshev-filtered subspace iteration that matches the exact SVD to
+        about eight digits), or chosen per split.
+    n_jobs : int, default=None
+        Number of threads over chunks of each SVD batch. None means 1 unless
+        in a :obj:`joblib.parallel_config` context; -1 means all processors.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the starting vectors of the iterative block solver. None means
+        a fixed seed (0), so that the same input always gives the same factors;
+        exact butterflies do not depend on it at all.
+    memory : None, str, path-like, joblib.Memory or SplitCache, default=None
+        Cache of the root split's block factors, shared with other fits of the
+        same matrix (see :class:`ButterflyApproximator`). None caches nothing.
+    verbose : int, default=0
+        Print progress per tree level when > 0.
+
+    Returns
+    -------
+    op : ButterflyOperator
+        The fitted operator (a ``scipy.sparse.linalg.LinearOperator``).
+
+    See Also
+    --------
+    ButterflyApproximator : The same factorization as a scikit-learn estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbutterfly import butterfly_factorize
+    >>> from skbutterfly.datasets import dft_matrix
+    >>> F = dft_matrix(64)
+    >>> op = butterfly_factorize(F, permutation="bit-reversal")
+    >>> op.depth, op.n_params
+    (6, 768)
+    >>> bool(np.linalg.norm(op.toarray() - F) < 1e-10 * np.linalg.norm(F))
+    True
+    """
+    est = ButterflyApproximator(
+        depth=depth,
+        rank=rank,
+        architecture=architecture,
+        tree=tree,
+        orthonormalize=orthonormalize,
+        permutation=permutation,
+        svd_solver=svd_solver,
+        n_jobs=n_jobs,
+        random_state=random_state,
+        memory=memory,
+        verbose=verbose,
+    )
+    # The core checks finiteness in its max|A| pass.
+    matrix = dense_source(check_matrix(A, finite=False), name="A")
+    op, _ = est._factorize(matrix, compute_error=False)
+    return op

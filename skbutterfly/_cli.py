@@ -11,9 +11,10 @@ import zipfile
 import numpy as np
 
 from skbutterfly import __version__
+from skbutterfly._approximator import ButterflyApproximator
 from skbutterfly._factorize import (
     SVD_SOLVERS,
-    check_factorize_params,
+    dense_source,
     factorize_core,
     relative_error,
 )
@@ -49,7 +50,7 @@ def _kernel_matrix(n):
 
 def _demo_row(name, A, n_vectors, rng, **params):
     start = time.perf_counter()
-    op, info = factorize_core(A, **params, compute_error=True)
+    op, info = factorize_core(dense_source(A), **params, compute_error=True)
     fit_time = time.perf_counter() - start
     X = rng.standard_normal((A.shape[1], n_vectors)).astype(A.dtype)
     dense = _median_time(lambda: A @ X)
@@ -143,14 +144,14 @@ def run_fit(args):
         n_jobs=args.n_jobs,
     )
     try:
-        check_factorize_params(**params, verbose=0)
+        ButterflyApproximator(**params)._validate_params()
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     print(f"fitting {args.matrix}: shape {A.shape}, dtype {A.dtype}", flush=True)
     start = time.perf_counter()
     try:
         op, info = factorize_core(
-            A,
+            dense_source(A, name=args.matrix),
             **params,
             permutation=_permutation_arg(args.permutation),
             random_state=args.random_state,

@@ -5,10 +5,9 @@
 import time
 from math import prod
 
-from skbutterfly._cache import active_cache
-from skbutterfly._chain import _gb_factors, merged_pattern
+from skbutterfly._chain import _gb_factors
 from skbutterfly._split import split_group
-from skbutterfly._twiddle import dense_to_twiddle, qr_push
+from skbutterfly._twiddle import qr_push
 
 __all__ = ["TREES", "hierarchical_factorize", "split_schedule"]
 
@@ -57,7 +56,7 @@ class _Node:
 
 
 def hierarchical_factorize(
-    A,
+    source,
     chain,
     *,
     tree="balanced",
@@ -66,15 +65,17 @@ def hierarchical_factorize(
     n_jobs=None,
     random_state=None,
     verbose=0,
+    cache=None,
 ):
-    """Factorize ``A`` on ``chain`` by the hierarchical algorithm.
+    """Factorize the working matrix of ``source`` on ``chain`` (hierarchical algorithm).
 
     Parameters
     ----------
-    A : ndarray of shape (m, n)
-        Target, already permuted and padded; its dtype is the working dtype.
+    source : block source
+        The matrix to factorize, already permuted, padded and scaled (see
+        :mod:`skbutterfly._sources`); only the root split reads it.
     chain : tuple of (a, b, c, d)
-        A validated chain of shape ``(m, n)``.
+        A validated chain of shape ``source.padded_shape``.
     tree : {"balanced", "left-to-right", "right-to-left"}
         Order of the two-factor splits.
     orthonormalize : bool
@@ -88,9 +89,11 @@ def hierarchical_factorize(
     n_jobs : int or None
         Threads over chunks of each SVD batch.
     random_state : numpy.random.Generator or None
-        Randomness of the randomized solver.
+        Randomness of the iterative solver.
     verbose : int
         Print one line per tree level when > 0.
+    cache : SplitCache or None
+        Where the root split's block factors are looked up and stored.
 
     Returns
     -------
@@ -98,31 +101,32 @@ def hierarchical_factorize(
         One twiddle of shape ``(a, d, b, c)`` per factor, leftmost first.
     """
     gb = _gb_factors(chain)
-    root = dense_to_twiddle(A, merged_pattern(chain, 0, len(chain) - 1))
-    # The root twiddle may be a view of A: nodes are never modified in place.
-    nodes = [_Node(0, len(gb) - 1, root)]
-    center = 0  # with orthonormalize: nodes left of it have orthonormal columns
+    if len(gb) == 1:
+        # The twiddle may be a view of the user's matrix: the operator keeps a copy.
+        return [source.root_twiddle().copy()]
     solver_args = (svd_solver, n_jobs, random_state)
     start = time.perf_counter()
-    for level, splits in enumerate(split_schedule(len(gb), tree)):
+    levels = split_schedule(len(gb), tree)
+    (root,) = levels[0]
+    b2, c1, rank = _split_sizes(_Node(0, len(gb) - 1, None), gb, root)
+    split_root = source.root_split if cache is None else cache._bind(source)
+    left, right = split_root(
+        b2,
+        c1,
+        rank,
+        orthonormalize=orthonormalize,
+        solver=svd_solver,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+    nodes = [_Node(0, root, left), _Node(root + 1, len(gb) - 1, right)]
+    # With orthonormalize: nodes left of ``center`` have orthonormal columns.
+    center = 1
+    if verbose > 0:
+        _report(0, levels[0], nodes, gb, start, verbose)
+    for level, splits in enumerate(levels[1:], start=1):
         children = {}
-        cache = active_cache() if level == 0 else None
-        if cache is not None:
-            (i,) = splits
-            b2, c1, rank = _split_sizes(nodes[0], gb, i)
-            left, right = cache.split(
-                nodes[0].twiddle,
-                b2,
-                c1,
-                rank,
-                orthonormalize=orthonormalize,
-                solver=svd_solver,
-                n_jobs=n_jobs,
-                random_state=random_state,
-            )
-            nodes = [_Node(0, i, left), _Node(i + 1, len(gb) - 1, right)]
-            center = 1
-        elif orthonormalize:
+        if orthonormalize:
             for i in splits:
                 k = _node_index(nodes, i)
                 center = _move_center(nodes, gb, center, k)
@@ -139,14 +143,18 @@ def hierarchical_factorize(
                 children.update({id(node): p for (node, _), p in zip(batch, pairs)})
             nodes = [c for node in nodes for c in children.get(id(node), [node])]
         if verbose > 0:
-            elapsed = time.perf_counter() - start
-            shapes = sorted({_block_shape(n, gb) for n in nodes if n.end > n.start})
-            print(
-                f"[skbutterfly] tree level {level + 1}: {len(splits)} split(s), "
-                f"{len(nodes)} nodes, elapsed {elapsed:.3f} s"
-                + (f", next blocks {shapes}" if verbose > 1 and shapes else "")
-            )
+            _report(level, splits, nodes, gb, start, verbose)
     return [node.twiddle for node in nodes]
+
+
+def _report(level, splits, nodes, gb, start, verbose):
+    elapsed = time.perf_counter() - start
+    shapes = sorted({_block_shape(n, gb) for n in nodes if n.end > n.start})
+    print(
+        f"[skbutterfly] tree level {level + 1}: {len(splits)} split(s), "
+        f"{len(nodes)} nodes, elapsed {elapsed:.3f} s"
+        + (f", next blocks {shapes}" if verbose > 1 and shapes else "")
+    )
 
 
 def _split_sizes(node, gb, i):

@@ -9,11 +9,12 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.validation import _num_samples
 
-from skbutterfly._cache import split_cache
+from skbutterfly._cache import SplitCache, split_cache
 from skbutterfly._chain import feasible_depth_rank
 
 __all__ = [
     "FullMatrixSplit",
+    "SplitCache",
     "feasible_grid",
     "neg_n_params",
     "neg_relative_error",

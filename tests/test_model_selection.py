@@ -12,7 +12,6 @@ from skbutterfly.model_selection import (
     neg_n_params,
     neg_relative_error,
     smallest_within_tolerance,
-    split_cache,
 )
 
 SCORING = {"error": neg_relative_error, "n_params": neg_n_params}
@@ -94,37 +93,3 @@ def test_neg_n_params_on_pipeline():
     pipe = make_pipeline(FunctionTransformer(), ButterflyApproximator())
     pipe.fit(np.eye(8))
     assert neg_n_params(pipe) == -pipe[-1].n_params_
-
-
-def test_split_cache_reuses_root_svds_across_ranks():
-    from skbutterfly import butterfly_factorize
-    from skbutterfly._factorize import relative_error
-
-    B = make_butterfly(256, depth=2, rank=4, random_state=0, noise=1e-3)
-    plain = [butterfly_factorize(B, depth=2, rank=r) for r in (1, 2, 4)]
-    with split_cache() as cache:
-        cached = [butterfly_factorize(B, depth=2, rank=r) for r in (1, 2, 4)]
-    assert (cache.misses, cache.hits) == (1, 2)
-    for p, c in zip(plain, cached):
-        assert p.chain == c.chain
-        # Same approximation up to the solver's tolerance; exact rank 4 stays exact.
-        np.testing.assert_allclose(
-            relative_error(c, B), relative_error(p, B), rtol=1e-3, atol=1e-12
-        )
-    assert relative_error(cached[-1], B) < 2e-3
-
-
-def test_split_cache_in_gridsearch():
-    B = make_butterfly(64, depth=2, rank=4, random_state=0)
-    search = GridSearchCV(
-        ButterflyApproximator(depth=2),
-        {"rank": [1, 2, 4]},
-        scoring=SCORING,
-        cv=FullMatrixSplit(),
-        refit=smallest_within_tolerance(1e-8),
-        error_score="raise",
-    )
-    with split_cache() as cache:
-        search.fit(B)
-    assert cache.hits >= 2
-    assert search.best_params_ == {"rank": 4}
