@@ -142,10 +142,14 @@ class ButterflyOperator(LinearOperator):
         self._plans_lock = threading.Lock()
         # (operator, conjugate) whose fused factors this one transposes.
         self._source = source
+        # The adjoint and the transpose, built once (scipy rebuilds them per
+        # call; iterative solvers call rmatvec on every iteration).
+        self._transposes = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_plans"], state["_plans_lock"], state["_source"]
+        for key in ("_plans", "_plans_lock", "_source", "_transposes"):
+            del state[key]
         return state
 
     def __setstate__(self, state):
@@ -242,6 +246,18 @@ class ButterflyOperator(LinearOperator):
         return self._adjoint().matmat(X)
 
     def _transposed(self, conjugate):
+        """The (conjugate) transpose, built on first use and kept."""
+        op = self._transposes.get(conjugate)
+        if op is None:
+            if self._source is not None and self._source[1] == conjugate:
+                op = self._source[0]  # (A^H)^H is A itself
+            else:
+                op = self._build_transposed(conjugate)
+            with self._plans_lock:
+                op = self._transposes.setdefault(conjugate, op)
+        return op
+
+    def _build_transposed(self, conjugate):
         twiddles = [np.swapaxes(t, -1, -2) for t in reversed(self.twiddles)]
         if conjugate:
             twiddles = [t.conj() for t in twiddles]

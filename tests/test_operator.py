@@ -416,3 +416,22 @@ def test_load_unreadable_file_raises_value_error(tmp_path, kind):
             zf.writestr("format.npy", buffer.getvalue())
     with pytest.raises(ValueError):
         ButterflyOperator.load(path)
+
+
+def test_adjoint_and_transpose_are_built_once_and_exact():
+    import pickle
+
+    A = make_butterfly(64, depth=3, rank=2, random_state=0) * (1 + 0.5j)
+    op = butterfly_factorize(A, depth=3, rank=2)
+    assert op.H is op.H and op.T is op.T
+    assert op.H.H is op and op.T.T is op
+    dense = op.toarray()
+    x = np.random.default_rng(0).standard_normal((64, 3))
+    np.testing.assert_allclose(op.rmatmat(x), dense.conj().T @ x, atol=1e-10)
+    np.testing.assert_allclose(
+        op.rmatvec(x[:, 0]), dense.conj().T @ x[:, 0], atol=1e-10
+    )
+    np.testing.assert_allclose(op.T @ x, dense.T @ x, atol=1e-10)
+    np.testing.assert_allclose(op.H.T @ x, dense.conj() @ x, atol=1e-10)
+    clone = pickle.loads(pickle.dumps(op))
+    np.testing.assert_allclose(clone.rmatmat(x), dense.conj().T @ x, atol=1e-10)
