@@ -1,37 +1,30 @@
-"""Every gallery example runs to the end and draws at least one figure."""
+"""The gallery is well formed; running it is the documentation build's job.
 
-import os
-import runpy
+``bash doc/build.sh`` (run by ``.ci/run``) executes every ``examples/plot_*.py``
+through sphinx-gallery and fails on any error or warning; running them here as
+well cost 85 s of every default test run.
+"""
+
+import ast
 from pathlib import Path
 
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRIPTS = sorted(p.name for p in EXAMPLES.glob("plot_*.py"))
-# All five together take about 35 s on 2 busy cores. An example that grows past
-# about 15 s should get ``marks=pytest.mark.slow`` here (the documentation
-# build still runs it).
+SCRIPTS = sorted(EXAMPLES.glob("plot_*.py"))
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_example_runs(script, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # anything an example writes lands here
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    plt.close("all")
-    try:
-        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
-        assert plt.get_fignums(), f"{script} drew no figure"
-    finally:
-        plt.close("all")
-
-
-def test_every_example_is_collected():
+def test_the_gallery_has_examples_and_a_readme():
     assert len(SCRIPTS) >= 5
-    for name in SCRIPTS:
-        first = (EXAMPLES / name).read_text().lstrip().splitlines()[0]
-        assert first.startswith('"""'), f"{name} must start with its rst docstring"
-    assert os.path.isfile(EXAMPLES / "README.txt")
+    assert (EXAMPLES / "README.txt").is_file()
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_example_is_valid_python_with_an_rst_docstring(script):
+    tree = ast.parse(script.read_text(), filename=str(script))
+    docstring = ast.get_docstring(tree)
+    assert docstring, f"{script.name} must start with its rst docstring"
+    title, underline = docstring.splitlines()[:2]
+    assert title.strip() and set(underline.strip()) == {"="}, (
+        f"{script.name}: the docstring must open with a title underlined by '='"
+    )
