@@ -24,7 +24,10 @@ def test_example_is_valid_python_with_an_rst_docstring(script):
     tree = ast.parse(script.read_text(), filename=str(script))
     docstring = ast.get_docstring(tree)
     assert docstring, f"{script.name} must start with its rst docstring"
-    title, underline = docstring.splitlines()[:2]
-    assert title.strip() and set(underline.strip()) == {"="}, (
+    lines = [line.strip() for line in docstring.splitlines()]
+    if set(lines[0]) == {"="}:  # an overline
+        lines = lines[1:]
+    title, underline = lines[:2]
+    assert title and set(underline) == {"="}, (
         f"{script.name}: the docstring must open with a title underlined by '='"
     )
