@@ -102,11 +102,21 @@ class ButterflyApproximator(
         Use the orthonormalized variant, whose error is within a constant of
         the best butterfly approximation.
     permutation : None, str, array-like or tuple, default=None
-        Permutation model: None (identity); ``"bit-reversal"`` (columns; the
-        DFT); ``"auto"`` (the best of the identity and the eight permutations of
-        Dao et al., one of which is the bit reversal); ``"identify"`` (find
-        unknown row and column permutations); a column index array; a
-        ``(row_perm, col_perm)`` tuple; a list of candidates (best kept).
+        Permutation model ``A ~= P_r^T B P_c``: None (identity);
+        ``"digit-reversal"`` (columns in mixed-radix digit-reversed order,
+        matching the radices of the chain: the DFT, the Hartley transform);
+        ``"bit-reversal"`` (the same for power-of-two sizes); ``"makhoul"``
+        (Makhoul's even/odd reorder, then digit reversal, of the columns: the
+        DCT-II, DST-II and DCT-IV at ``rank=2``); ``"makhoul-rows"`` (Makhoul's
+        reorder of the rows, digit reversal of the columns: the DCT-III and
+        DST-III at ``rank=2``); ``"auto"`` (screens the identity, these
+        transform permutations and, for powers of two, the eight permutations
+        of Dao et al. with a cheap sampled test, then fits the best one or
+        two); ``"identify"`` (find unknown row and column permutations); a
+        column index array; a ``(row_perm, col_perm)`` tuple; a list of
+        candidates (best kept). The transform permutations use the exact
+        radices of the size, never zero padding. See the user guide page on
+        transforms.
     svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
         Solver of the block SVDs.
     n_jobs : int, default=None
@@ -136,6 +146,11 @@ class ButterflyApproximator(
         The patterns ``(a, b, c, d)`` actually used.
     permutation_ : tuple of (ndarray or None)
         ``(row_perm, col_perm)`` of the fitted operator (None is the identity).
+    permutation_name_ : str
+        Name of the permutation that was fitted: ``"identity"``, one of the
+        names above, the winning candidate of ``"auto"`` (such as
+        ``"digit-reversal"`` or ``"dao-011"``), ``"explicit"`` or
+        ``"candidate i (...)"`` for a list.
     depth_ : int
         Number of factors.
     relative_error_ : float
@@ -192,7 +207,16 @@ class ButterflyApproximator(
         "tree": [StrOptions(set(TREES))],
         "orthonormalize": ["boolean"],
         "permutation": [
-            StrOptions({"bit-reversal", "auto", "identify"}),
+            StrOptions(
+                {
+                    "bit-reversal",
+                    "digit-reversal",
+                    "makhoul",
+                    "makhoul-rows",
+                    "auto",
+                    "identify",
+                }
+            ),
             "array-like",
             None,
         ],
@@ -317,6 +341,7 @@ class ButterflyApproximator(
         self.factors_ = op.factors
         self.chain_ = op.chain
         self.permutation_ = (op.row_perm, op.col_perm)
+        self.permutation_name_ = info["permutation"]
         self.depth_ = op.depth
         self.relative_error_ = info["relative_error"]
         self.reconstruction_err_ = info["relative_error"] * matrix.frobenius_norm()
@@ -479,13 +504,23 @@ def butterfly_factorize(
         Use the orthonormalized variant (error guarantee).
     permutation : None, str, array-like, tuple or list, default=None
         Permutation model ``A ~= P_r^T B P_c``: None (identity);
-        ``"bit-reversal"`` (columns; the DFT); ``"auto"`` (the best of the
-        identity and the eight permutations of Dao et al., one of which is the
-        bit reversal); ``"identify"``
-        (find row and column permutations, for square power-of-two sizes); a
-        column index array ``p`` (``B ~= A[:, p]``); a tuple
-        ``(row_perm, col_perm)`` (``B ~= A[row_perm][:, col_perm]``); or a list
-        of such candidates (best kept).
+        ``"digit-reversal"`` (columns in mixed-radix digit-reversed order,
+        matching the radices of the chain: the DFT and the Hartley transform of
+        any composite size are exact); ``"bit-reversal"`` (the same, for
+        power-of-two sizes only); ``"makhoul"`` (Makhoul's even/odd reorder,
+        then digit reversal, of the columns: the DCT-II, DST-II and DCT-IV are
+        exact at ``rank=2``); ``"makhoul-rows"`` (Makhoul's reorder of the rows,
+        digit reversal of the columns: the DCT-III and DST-III at ``rank=2``);
+        ``"auto"`` (the identity, these transform permutations and, for
+        power-of-two sizes, the eight permutations of Dao et al. are screened
+        by a cheap sampled test of their block ranks, then the best one or two
+        are fitted); ``"identify"`` (find row and column permutations, for
+        square power-of-two sizes); a column index array ``p``
+        (``B ~= A[:, p]``); a tuple ``(row_perm, col_perm)`` of two arrays or
+        None (``B ~= A[row_perm][:, col_perm]``; a tuple of integers is an index
+        array); or a list of such candidates (best kept). The transform
+        permutations use the exact radices of the size and never zero-pad: a
+        large prime factor ``p`` gives dense ``p x p`` blocks.
     svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
         Solver of the block SVDs: LAPACK, Gram eigendecomposition (blocks with
         a side <= 2), the iterative solver (power steps, then a

@@ -18,6 +18,7 @@ __all__ = [
     "monarch_chain",
     "resolve_architecture",
     "square_dyadic_chain",
+    "unpadded_architecture",
     "validate_chain",
 ]
 
@@ -653,3 +654,33 @@ def _padded_infeasible_message(m, n, depth, rank):
         max_depth(mm, nn, 1) for mm, nn in [(m, n), *_padding_candidates(m, n)]
     )
     return msg + f"valid depths are 1..{deepest}."
+
+
+def unpadded_architecture(shape, depth=None, rank=1):
+    """The chain of ``shape`` with its exact radices, never zero-padded.
+
+    :func:`resolve_architecture` pads sizes with a prime factor larger than 7 to
+    a smooth size; permutations that make a transform exact need the size itself
+    (a large prime factor ``p`` then gives one dense ``p x p`` block per group).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(m, n)``.
+    depth : int or None, default=None
+        Number of factors; None means the deepest non-redundant chain.
+    rank : int, default=1
+        Rank at the interior interfaces.
+
+    Returns
+    -------
+    chain : tuple of tuple of int or None
+        The cheapest chain of shape ``shape`` (non-redundant when one exists),
+        or None when there is none.
+    """
+    m, n = (_check_positive_int(s, "shape") for s in shape)
+    rank = _check_positive_int(rank, "rank")
+    if depth is None:
+        depth = max(max_depth(m, n, rank), 1)
+    skeleton = _any_skeleton(m, n, depth, rank)
+    return None if skeleton is None else _chain_from_skeleton(m, *skeleton, rank)

@@ -8,15 +8,14 @@ validate their parameters with one rule table (the estimator's
 # SPDX-License-Identifier: BSD-3-Clause
 
 import warnings
-from numbers import Integral
+from numbers import Number
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skbutterfly._chain import chain_shape, resolve_architecture
+from skbutterfly._chain import chain_shape
 from skbutterfly._hierarchical import hierarchical_factorize
 from skbutterfly._operator import ButterflyOperator
-from skbutterfly._permutation import bit_reversal, candidate_permutations
 from skbutterfly._sources import (
     DenseSource,
     frobenius_norm,
@@ -24,6 +23,13 @@ from skbutterfly._sources import (
     matrix_exponent,
     relative_error,
     scaled,
+)
+from skbutterfly._transform_permutations import (
+    TRANSFORM_PERMUTATIONS,
+    Candidate,
+    ChainChoice,
+    named_candidates,
+    shortlist,
 )
 from skbutterfly._validation import check_finite, max_abs
 
@@ -39,51 +45,70 @@ __all__ = [
 SVD_SOLVERS = ("auto", "full", "gram", "randomized")
 
 
-def _resolve_permutation(permutation, shape):
-    """Turn the ``permutation`` parameter into candidates of ``(rows, cols)``.
+def _resolve_permutation(permutation, shape, choice):
+    """Turn the ``permutation`` parameter into candidates.
 
-    Returns a list of ``(name, row_perm, col_perm)``; more than one candidate
-    means "keep the best".
+    Returns a list of :class:`Candidate` ``(name, rows, cols, chain, padded)``;
+    more than one candidate means "keep the best". ``choice`` is the
+    :class:`ChainChoice` of the fit (named transform permutations use its
+    unpadded chain).
     """
     m, n = shape
     if permutation is None:
-        return [("identity", None, None)]
+        return [Candidate("identity", None, None, *choice.default)]
     if isinstance(permutation, str):
-        if permutation == "bit-reversal":
-            return [("bit-reversal", None, bit_reversal(n))]
-        if permutation == "auto":
-            return [(name, None, p) for name, p in candidate_permutations(n)]
+        if permutation in ("bit-reversal", "auto", *TRANSFORM_PERMUTATIONS):
+            return named_candidates(permutation, choice)
         if permutation == "identify":
-            return [("identify", None, None)]
+            return [Candidate("identify", None, None, *choice.default)]
         raise ValueError(
-            f"permutation={permutation!r} must be None, 'bit-reversal', 'auto', "
-            "'identify', an index array, a (row_perm, col_perm) tuple or a list "
-            "of candidates."
+            f"permutation={permutation!r} must be None, 'bit-reversal', "
+            "'digit-reversal', 'makhoul', 'makhoul-rows', 'auto', 'identify', an "
+            "index array, a (row_perm, col_perm) tuple or a list of candidates."
         )
-    if isinstance(permutation, tuple) and len(permutation) == 2:
+    if _is_row_col_pair(permutation):
         rows, cols = permutation
         return [
-            (
+            Candidate(
                 "explicit",
                 None if rows is None else _index_array(rows, m, "row permutation"),
                 None if cols is None else _index_array(cols, n, "column permutation"),
+                *choice.default,
             )
         ]
     if (
         isinstance(permutation, list)
         and permutation
-        and not all(isinstance(p, Integral) for p in permutation)
+        and not all(isinstance(p, (Number, np.generic)) for p in permutation)
     ):
         candidates = []
         for i, item in enumerate(permutation):
-            for name, rows, cols in _resolve_permutation(item, shape):
-                candidates.append((f"candidate {i} ({name})", rows, cols))
+            for cand in _resolve_permutation(item, shape, choice):
+                candidates.append(Candidate(f"candidate {i} ({cand[0]})", *cand[1:]))
         return candidates
-    return [("explicit", None, _index_array(permutation, n, "permutation"))]
+    cols = _index_array(permutation, n, "permutation")
+    return [Candidate("explicit", None, cols, *choice.default)]
+
+
+def _is_row_col_pair(permutation):
+    """A ``(rows, cols)`` pair is a tuple of two array-likes or None.
+
+    A tuple of two integers, such as ``(1, 0)``, is a column index array.
+    """
+    return (
+        isinstance(permutation, tuple)
+        and len(permutation) == 2
+        and not any(isinstance(p, (Number, np.generic)) for p in permutation)
+    )
 
 
 def _index_array(perm, size, name):
     perm = np.asarray(perm)
+    if perm.ndim == 1 and perm.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must be an integer index array, got dtype {perm.dtype}"
+            + (" (cast it with .astype(int))." if perm.dtype.kind == "f" else ".")
+        )
     if perm.ndim != 1 or perm.dtype.kind not in "iu" or perm.shape[0] != size:
         raise ValueError(
             f"{name} must be a 1-D integer index array of length {size}, got "
@@ -142,15 +167,20 @@ def factorize_core(
     and, when asked or when several permutations compete, the relative error.
     """
     m, n = matrix.shape
-    chain, padded = resolve_architecture((m, n), depth, rank, architecture)
-    candidates = _resolve_permutation(permutation, (m, n))
-    info = {"chain": chain, "padded_shape": padded}
+    choice = ChainChoice((m, n), depth, rank, architecture)
+    candidates = _resolve_permutation(permutation, (m, n), choice)
+    A = getattr(matrix, "matrix", None)
+    if isinstance(permutation, str) and permutation == "auto" and A is not None:
+        candidates = shortlist(A, candidates)  # a cheap screen, then 1-2 fits
+    info = {}
     if candidates[0][0] == "identify":
+        chain, padded = candidates[0][3:]
+        info = {"chain": chain, "padded_shape": padded}
         candidates, info = _identify_candidates(
             matrix, chain, padded, info, random_state
         )
     best = None
-    for name, rows, cols in candidates:
+    for name, rows, cols, chain, padded in candidates:
         source = matrix.permuted(rows, cols, padded)
         if verbose > 0 and len(candidates) > 1:
             print(f"[skbutterfly] permutation candidate {name}")
@@ -182,9 +212,11 @@ def factorize_core(
             else None
         )
         if best is None or error < best[1]:
-            best = (op, error, name)
-    op, error, name = best
+            best = (op, error, name, chain, padded)
+    op, error, name, chain, padded = best
     info.update(
+        chain=chain,
+        padded_shape=padded,
         permutation=name,
         relative_error=error,
         error_is_estimate=matrix.error_is_estimate,
@@ -215,4 +247,4 @@ def _identify_candidates(matrix, chain, padded, info, random_state):
             stacklevel=4,
         )
     info = {**info, "identification": found}
-    return [("identify", found.row_perm, found.col_perm)], info
+    return [Candidate("identify", found.row_perm, found.col_perm, chain, padded)], info

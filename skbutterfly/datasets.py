@@ -5,6 +5,7 @@
 from numbers import Integral
 
 import numpy as np
+import scipy.fft
 from sklearn.utils import check_random_state
 
 from skbutterfly._chain import butterfly_chain, resolve_architecture, validate_chain
@@ -14,7 +15,9 @@ from skbutterfly._operator import ButterflyOperator
 __all__ = [
     "dct_matrix",
     "dft_matrix",
+    "dst_matrix",
     "hadamard_matrix",
+    "hartley_matrix",
     "make_butterfly",
     "make_hidden_butterfly",
 ]
@@ -56,11 +59,68 @@ def dft_matrix(n, *, normalize=False, dtype=np.complex128):
            [ 1,  0, -1,  0]])
     """
     n = _check_size(n)
-    k = np.arange(n)
-    F = np.exp(-2j * np.pi * (np.outer(k, k) % n) / n)
+    F = _roots_of_unity(n)[_exponents(n)]
     if normalize:
         F /= np.sqrt(n)
     return F.astype(dtype, copy=False)
+
+
+def _roots_of_unity(n):
+    """``exp(-2i pi r / n)`` for ``r < n``."""
+    return np.exp(-2j * np.pi * np.arange(n) / n)
+
+
+def _exponents(n, chunk=256):
+    """``(j * k) % n`` for ``j, k < n``, the exponents of the DFT matrix."""
+    dtype = np.int32 if n < 2**31 else np.int64
+    E = np.empty((n, n), dtype=dtype)
+    k = np.arange(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        rows = k[start : start + chunk, None]
+        np.remainder(rows * k, n, out=E[start : start + chunk], casting="unsafe")
+    return E
+
+
+def hartley_matrix(n, *, normalize=False, dtype=np.float64):
+    """Discrete Hartley transform matrix ``H[j, k] = cas(2 pi j k / n)``.
+
+    ``cas(t) = cos(t) + sin(t)``, so that ``H = Re(F) - Im(F)`` for the DFT
+    matrix ``F`` of :func:`dft_matrix`. The Hartley transform is real,
+    symmetric and its own inverse up to the factor ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Size.
+    normalize : bool, default=False
+        Divide by ``sqrt(n)`` (orthogonal and involutory matrix).
+    dtype : dtype, default=numpy.float64
+        Output dtype.
+
+    Returns
+    -------
+    H : ndarray of shape (n, n)
+        The Hartley matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbutterfly.datasets import hartley_matrix
+    >>> hartley_matrix(4).round().astype(int)
+    array([[ 1,  1,  1,  1],
+           [ 1,  1, -1, -1],
+           [ 1, -1,  1, -1],
+           [ 1, -1, -1,  1]])
+    >>> H = hartley_matrix(6, normalize=True)
+    >>> bool(np.allclose(H @ H, np.eye(6)))
+    True
+    """
+    n = _check_size(n)
+    roots = _roots_of_unity(n)
+    H = (roots.real - roots.imag)[_exponents(n)]
+    if normalize:
+        H /= np.sqrt(n)
+    return H.astype(dtype, copy=False)
 
 
 def hadamard_matrix(n, *, normalize=False, dtype=np.float64):
@@ -97,35 +157,108 @@ def hadamard_matrix(n, *, normalize=False, dtype=np.float64):
     return H.astype(dtype, copy=False)
 
 
-def dct_matrix(n, *, dtype=np.float64):
-    """Orthonormal DCT-II matrix of size ``n``.
+def dct_matrix(n, *, type=2, dtype=np.float64):
+    """Orthonormal discrete cosine transform matrix (DCT-I to DCT-IV).
+
+    The matrix of ``scipy.fft.dct(x, type=type, norm="ortho")``: ``C @ x``
+    equals that transform of ``x``.
 
     Parameters
     ----------
     n : int
-        Size.
+        Size (at least 2 for ``type=1``).
+    type : {1, 2, 3, 4}, default=2
+        DCT type. Type 3 is the transpose (and inverse) of type 2; type 4 is
+        symmetric and its own inverse.
     dtype : dtype, default=numpy.float64
         Output dtype.
 
     Returns
     -------
     C : ndarray of shape (n, n)
-        ``C[j, k] = s_j cos(pi j (2k + 1) / (2n))`` with ``s_0 = sqrt(1/n)``
-        and ``s_j = sqrt(2/n)`` otherwise.
+        For ``type=2``, ``C[j, k] = s_j cos(pi j (2k + 1) / (2n))`` with
+        ``s_0 = sqrt(1/n)`` and ``s_j = sqrt(2/n)`` otherwise; for ``type=4``,
+        ``C[j, k] = sqrt(2/n) cos(pi (2j + 1) (2k + 1) / (4n))``.
 
     Examples
     --------
     >>> import numpy as np
+    >>> import scipy.fft
     >>> from skbutterfly.datasets import dct_matrix
     >>> C = dct_matrix(8)
     >>> bool(np.allclose(C @ C.T, np.eye(8)))
     True
+    >>> x = np.arange(6.0)
+    >>> bool(np.allclose(dct_matrix(6, type=4) @ x,
+    ...                  scipy.fft.dct(x, type=4, norm="ortho")))
+    True
     """
     n = _check_size(n)
-    j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    C = np.cos(np.pi * j * (2 * k + 1) / (2 * n)) * np.sqrt(2.0 / n)
-    C[0] /= np.sqrt(2.0)
+    _check_type(type, n)
+    if type == 1:
+        C = scipy.fft.dct(np.eye(n), type=1, norm="ortho", axis=0)
+    elif type == 4:
+        j = np.arange(n)
+        C = np.cos(np.pi * np.outer(2 * j + 1, 2 * j + 1) / (4 * n))
+        C *= np.sqrt(2.0 / n)
+    else:
+        j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        C = np.cos(np.pi * j * (2 * k + 1) / (2 * n)) * np.sqrt(2.0 / n)
+        C[0] /= np.sqrt(2.0)
+        if type == 3:
+            C = np.ascontiguousarray(C.T)
     return C.astype(dtype, copy=False)
+
+
+def dst_matrix(n, *, type=2, dtype=np.float64):
+    """Orthonormal discrete sine transform matrix (DST-I to DST-IV).
+
+    The matrix of ``scipy.fft.dst(x, type=type, norm="ortho")``: ``S @ x``
+    equals that transform of ``x``.
+
+    Parameters
+    ----------
+    n : int
+        Size.
+    type : {1, 2, 3, 4}, default=2
+        DST type. Type 3 is the transpose (and inverse) of type 2.
+    dtype : dtype, default=numpy.float64
+        Output dtype.
+
+    Returns
+    -------
+    S : ndarray of shape (n, n)
+        For ``type=2``, ``S[j, k] = s_j sin(pi (j + 1) (2k + 1) / (2n))`` with
+        ``s_{n-1} = sqrt(1/n)`` and ``s_j = sqrt(2/n)`` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.fft
+    >>> from skbutterfly.datasets import dst_matrix
+    >>> S = dst_matrix(8)
+    >>> bool(np.allclose(S @ S.T, np.eye(8)))
+    True
+    >>> x = np.arange(5.0)
+    >>> bool(np.allclose(dst_matrix(5) @ x, scipy.fft.dst(x, norm="ortho")))
+    True
+    """
+    n = _check_size(n)
+    _check_type(type, n)
+    if type == 2:
+        j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        S = np.sin(np.pi * (j + 1) * (2 * k + 1) / (2 * n)) * np.sqrt(2.0 / n)
+        S[n - 1] /= np.sqrt(2.0)
+    else:
+        S = scipy.fft.dst(np.eye(n), type=type, norm="ortho", axis=0)
+    return S.astype(dtype, copy=False)
+
+
+def _check_type(type, n):
+    if type not in (1, 2, 3, 4) or isinstance(type, bool):
+        raise ValueError(f"type={type!r} must be 1, 2, 3 or 4.")
+    if type == 1 and n < 2:
+        raise ValueError(f"type=1 needs n >= 2, got n={n}.")
 
 
 def make_butterfly(
