@@ -198,12 +198,11 @@ def dct_matrix(n, *, type=2, dtype=np.float64):
     if type == 1:
         C = scipy.fft.dct(np.eye(n), type=1, norm="ortho", axis=0)
     elif type == 4:
-        j = np.arange(n)
-        C = np.cos(np.pi * np.outer(2 * j + 1, 2 * j + 1) / (4 * n))
-        C *= np.sqrt(2.0 / n)
+        odd = 2 * np.arange(n, dtype=np.int64) + 1
+        C = _cos_table(8 * n)[np.outer(odd, odd) % (8 * n)] * np.sqrt(2.0 / n)
     else:
-        j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        C = np.cos(np.pi * j * (2 * k + 1) / (2 * n)) * np.sqrt(2.0 / n)
+        j = np.arange(n, dtype=np.int64)
+        C = _cos_table(4 * n)[np.outer(j, 2 * j + 1) % (4 * n)] * np.sqrt(2.0 / n)
         C[0] /= np.sqrt(2.0)
         if type == 3:
             C = np.ascontiguousarray(C.T)
@@ -246,12 +245,28 @@ def dst_matrix(n, *, type=2, dtype=np.float64):
     n = _check_size(n)
     _check_type(type, n)
     if type == 2:
-        j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        S = np.sin(np.pi * (j + 1) * (2 * k + 1) / (2 * n)) * np.sqrt(2.0 / n)
+        j = np.arange(n, dtype=np.int64)
+        S = _sin_table(4 * n)[np.outer(j + 1, 2 * j + 1) % (4 * n)]
+        S *= np.sqrt(2.0 / n)
         S[n - 1] /= np.sqrt(2.0)
     else:
         S = scipy.fft.dst(np.eye(n), type=type, norm="ortho", axis=0)
     return S.astype(dtype, copy=False)
+
+
+def _cos_table(period):
+    """``cos(2 pi r / period)`` for ``r < period``.
+
+    Entries are looked up by the exact integer ``r`` (reduced modulo the
+    period), not computed from a large rounded angle: the matrices are then
+    accurate to rounding at every size.
+    """
+    return np.cos(2 * np.pi * np.arange(period) / period)
+
+
+def _sin_table(period):
+    """``sin(2 pi r / period)`` for ``r < period`` (see :func:`_cos_table`)."""
+    return np.sin(2 * np.pi * np.arange(period) / period)
 
 
 def _check_type(type, n):
