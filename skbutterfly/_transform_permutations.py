@@ -253,8 +253,7 @@ class _Screen:
         # Block (k1, j2) holds rows j1*b2 + j2 and columns k1*c2 + k2.
         r = self.rows[np.arange(b1)[None, :] * b2 + j2[:, None]][:, :, None]
         c = self.cols[k1[:, None] * c2 + np.arange(c2)[None, :]][:, None, :]
-        n = self.A.shape[1]
-        B = np.take(self.A.reshape(-1), np.maximum(r, 0) * n + np.maximum(c, 0))
+        B = _gather(self.A, np.maximum(r, 0), np.maximum(c, 0))
         if (M, N) != self.A.shape:
             B[~((r >= 0) & (c >= 0))] = 0
         total = float(np.linalg.norm(B)) ** 2
@@ -270,6 +269,16 @@ class _Screen:
             Q = _dominant_basis(B, H, rank, rng)
         R = B - Q @ (np.conj(np.swapaxes(Q, 1, 2)) @ B)
         return float(np.linalg.norm(R)) ** 2 / total
+
+
+def _gather(A, r, c):
+    """``A[r, c]`` (broadcast index arrays), never copying ``A`` whole."""
+    m, n = A.shape
+    if A.flags.c_contiguous:  # one flat gather is several times faster
+        return np.take(A.reshape(-1), r * n + c)
+    if A.flags.f_contiguous:
+        return np.take(A.T.reshape(-1), c * m + r)
+    return A[r, c]
 
 
 def _dominant_basis(B, H, rank, rng):
