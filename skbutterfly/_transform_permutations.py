@@ -14,6 +14,7 @@ from skbutterfly._permutation import (
     digit_reversal,
 )
 from skbutterfly._svd import blas_single_thread
+from skbutterfly._validation import max_abs
 
 __all__ = [
     "TRANSFORM_PERMUTATIONS",
@@ -256,9 +257,12 @@ class _Screen:
         B = _gather(self.A, np.maximum(r, 0), np.maximum(c, 0))
         if (M, N) != self.A.shape:
             B[~((r >= 0) & (c >= 0))] = 0
-        total = float(np.linalg.norm(B)) ** 2
-        if total == 0:
+        # Unit scale: squares and Gram products neither overflow nor underflow.
+        top = max_abs(B)
+        if top == 0:
             return 0.0
+        B = B / top
+        total = float(np.linalg.norm(B)) ** 2
         # A basis of the dominant column space: eigenvectors of the Gram matrix
         # of a thin block, else a sketch with one power step; the residual is
         # then formed directly (accurate to rounding for an exact block).
