@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from skbutterfly._factorize import factorize_core
+from skbutterfly._factorize import dense_source, factorize_core
 from skbutterfly.datasets import (
     dct_matrix,
     dft_matrix,
@@ -48,7 +48,7 @@ TRANSFORMS = {
 
 def _fit(A, rank, permutation):
     start = time.perf_counter()
-    op, info = factorize_core(A, rank=rank, permutation=permutation)
+    op, info = factorize_core(dense_source(A), rank=rank, permutation=permutation)
     elapsed = time.perf_counter() - start
     return op, info, elapsed
 

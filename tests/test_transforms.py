@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from skbutterfly import ButterflyApproximator, butterfly_factorize
 from skbutterfly._chain import _gb_factors, resolve_architecture, square_dyadic_chain
-from skbutterfly._factorize import factorize_core
+from skbutterfly._factorize import dense_source, factorize_core
 from skbutterfly._permutation import bit_reversal, digit_reversal
 from skbutterfly._transform_permutations import (
     ChainChoice,
@@ -48,7 +48,9 @@ REAL_TRANSFORMS = {
 @pytest.mark.parametrize("permutation", ["digit-reversal", "auto"])
 def test_dft_composite_sizes_exact(n, permutation):
     F = dft_matrix(n)
-    op, info = factorize_core(F, permutation=permutation, compute_error=True)
+    op, info = factorize_core(
+        dense_source(F), permutation=permutation, compute_error=True
+    )
     assert info["relative_error"] < 1e-10
     assert _rel_error(op, F) < 1e-10
     assert info["permutation"] == "digit-reversal"
@@ -63,7 +65,9 @@ def test_dft_large_prime_factor_not_padded(n):
     _, default_padded = resolve_architecture((n, n))
     assert default_padded != (n, n)
     for permutation in ("digit-reversal", "auto"):
-        op, info = factorize_core(F, permutation=permutation, compute_error=True)
+        op, info = factorize_core(
+            dense_source(F), permutation=permutation, compute_error=True
+        )
         assert info["relative_error"] < 1e-10
         assert info["padded_shape"] == (n, n)
         assert op.n_params < n * n
@@ -75,7 +79,7 @@ def test_dft_large_prime_factor_not_padded(n):
 def test_dft_12345_exact_and_15x_smaller():
     n = 12345  # 3 * 5 * 823, a 2.4 GB dense complex matrix
     F = dft_matrix(n)
-    op, info = factorize_core(F, permutation="auto", compute_error=True)
+    op, info = factorize_core(dense_source(F), permutation="auto", compute_error=True)
     assert info["permutation"] == "digit-reversal"
     assert info["chain"] == ((1, 3, 3, 4115), (3, 5, 5, 823), (15, 823, 823, 1))
     assert info["relative_error"] < 1e-10
@@ -133,7 +137,9 @@ def test_real_transforms_exact_at_rank_two(name, n):
     build, permutation = REAL_TRANSFORMS[name]
     A = build(n)
     for perm in (permutation, "auto"):
-        op, info = factorize_core(A, rank=2, permutation=perm, compute_error=True)
+        op, info = factorize_core(
+            dense_source(A), rank=2, permutation=perm, compute_error=True
+        )
         assert info["relative_error"] < 1e-12, (perm, info["permutation"])
         assert op.dtype == np.float64
     # rank 1 is not enough: the blocks are real parts of rank-one blocks
@@ -177,7 +183,7 @@ def test_auto_reports_the_winner_on_the_estimator():
 
 def test_auto_complex64():
     F = dft_matrix(1000, dtype=np.complex64)
-    _, info = factorize_core(F, permutation="auto", compute_error=True)
+    _, info = factorize_core(dense_source(F), permutation="auto", compute_error=True)
     assert info["permutation"] == "digit-reversal"
     assert info["relative_error"] < 1e-5
 
