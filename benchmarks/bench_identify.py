@@ -9,10 +9,15 @@ permutations. Per cell: the glue rate (the paper's "success"), the correct rate
 ``1e-10`` when eps = 0), mean error / eps and the identification time. Writes
 ``benchmarks/results/identify.md`` (and the raw records in ``identify.json``).
 
-    python -m benchmarks.bench_identify                  # full grid (about 1 hour)
-    python -m benchmarks.bench_identify --quick          # about 2 minutes
+    python -m benchmarks.bench_identify                  # full grid (hours)
+    python -m benchmarks.bench_identify --quick          # reduced grid
     python -m benchmarks.bench_identify --sizes 64,128 --eps 0.1 --seeds 5 \\
         --paper-sizes 0                                  # any sub-grid
+
+The paper baseline dominates the time: its thousands of tiny clusterings per
+level each seed k-means with scikit-learn's ``kmeans_plusplus``, whose per-call
+overhead (about 1 ms) exceeds the seeding itself at these sizes (``--paper-sizes
+0`` skips it).
 """
 
 import argparse
