@@ -422,6 +422,7 @@ def test_grid_search_with_identify_is_reproducible():
             ButterflyApproximator(permutation="identify"),
             {"rank": [1, 2]},
             cv=FullMatrixSplit(),
+            refit=False,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "not certain"
