@@ -225,7 +225,7 @@ def factorize_core(
 
 
 def _identify_candidates(matrix, chain, padded, info, random_state):
-    from skbutterfly._identify import identify_permutations
+    from skbutterfly.permutation import identify_permutations
 
     A = getattr(matrix, "matrix", None)
     if A is None:
