@@ -31,6 +31,9 @@ extensions = [
     "sphinx.ext.extlinks",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # A local copy of MathJax 3 (copied to _static/mathjax): math renders
+    # without a network, where the default would load MathJax from a CDN.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_design",

@@ -20,6 +20,8 @@ without retraining.
 # A trained model: PCA followed by logistic regression
 # ----------------------------------------------------
 # The digits data set (8 x 8 images, 64 features) ships with scikit-learn.
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.base import clone
@@ -29,7 +31,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
-from skbutterfly import ButterflyApproximator, feasible_depth_rank
+from skbutterfly import ButterflyApproximator, ButterflyFitWarning, feasible_depth_rank
+
+# The search below fits candidates that approximate poorly on purpose (to
+# compare them); each would raise a ButterflyFitWarning with a hint.
+warnings.simplefilter("ignore", ButterflyFitWarning)
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0

@@ -19,10 +19,12 @@ and shows why the DFT needs the *bit-reversal* permutation.
 # :class:`~skbutterfly.ButterflyOperator`, a :class:`scipy.sparse.linalg.LinearOperator`
 # holding the factors. With the default ``depth=None`` it uses the finest
 # butterfly: ``log2(n)`` factors.
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from skbutterfly import butterfly_factorize
+from skbutterfly import ButterflyFitWarning, butterfly_factorize
 from skbutterfly.datasets import dft_matrix, hadamard_matrix
 
 H = hadamard_matrix(1024)
@@ -65,17 +67,24 @@ fig.suptitle("Recovered Hadamard factors (values; white = zero)")
 # operator.
 sizes = [8, 16, 32, 64, 128, 256, 512, 1024]
 errors = {"none": [], "bit-reversal": []}
+hints = []
 for n in sizes:
     F = dft_matrix(n)
     for permutation in errors:
-        fitted = butterfly_factorize(
-            F, permutation=None if permutation == "none" else permutation
-        )
+        # Without the permutation the fit is poor and says so with a
+        # ButterflyFitWarning; its hint is printed once below.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ButterflyFitWarning)
+            fitted = butterfly_factorize(
+                F, permutation=None if permutation == "none" else permutation
+            )
+        hints += [str(w.message) for w in caught]
         errors[permutation].append(
             np.linalg.norm(fitted.toarray() - F) / np.linalg.norm(F)
         )
 for permutation, errs in errors.items():
     print(f"permutation={permutation!r:15}", " ".join(f"{e:.0e}" for e in errs))
+print(f"{len(hints)} warnings; the last one:\n{hints[-1]}")
 
 fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
 for (permutation, errs), marker in zip(errors.items(), "os"):
@@ -85,6 +94,7 @@ ax.set_xlabel("n")
 ax.set_ylabel("relative Frobenius error")
 ax.set_title("Butterfly approximation of the n x n DFT")
 ax.legend()
+plt.show()
 
 # %%
 # ``permutation="auto"`` tries the eight permutations of Dao et al. (2019),

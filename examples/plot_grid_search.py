@@ -24,11 +24,13 @@ hyper-parameters of :class:`~skbutterfly.ButterflyApproximator`, so scikit-learn
 # -----------------------------------------
 # The matrix is a hidden butterfly of depth 4 and rank 2 plus 0.1 % noise: the
 # search should find a rank-2 butterfly whose error is the noise level.
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.model_selection import GridSearchCV
 
-from skbutterfly import ButterflyApproximator
+from skbutterfly import ButterflyApproximator, ButterflyFitWarning
 from skbutterfly.datasets import make_butterfly
 from skbutterfly.model_selection import (
     FullMatrixSplit,
@@ -37,6 +39,10 @@ from skbutterfly.model_selection import (
     neg_relative_error,
     smallest_within_tolerance,
 )
+
+# The search below fits candidates that approximate poorly on purpose (to
+# compare them); each would raise a ButterflyFitWarning with a hint.
+warnings.simplefilter("ignore", ButterflyFitWarning)
 
 A = make_butterfly(256, depth=4, rank=2, noise=1e-3, random_state=0)
 
@@ -86,6 +92,7 @@ ax.set_ylabel("relative error")
 ax.set_title("GridSearchCV on one matrix (marker size = rank)")
 fig.colorbar(scatter, label="depth")
 ax.legend()
+plt.show()
 
 # %%
 # 2. Inside a Pipeline, scored by the downstream model
@@ -171,6 +178,7 @@ ax.set_xlabel("parameters of the butterfly")
 ax.set_ylabel("cross-validated accuracy")
 ax.set_title("Pipeline(ButterflyApproximator(operator=W), RidgeClassifier)")
 ax.legend(loc="lower right")
+plt.show()
 
 # %%
 # Notes

@@ -25,10 +25,16 @@ the best possible low-rank approximation (the truncated SVD).
 #   frequencies ``k`` in ``[0, n]`` and points ``x`` in ``[0, 1]`` (a
 #   non-uniform DFT): its singular values barely decay, so it has no good
 #   low-rank approximation.
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from skbutterfly import butterfly_factorize, feasible_depth_rank
+from skbutterfly import ButterflyFitWarning, butterfly_factorize, feasible_depth_rank
+
+# The search below fits candidates that approximate poorly on purpose (to
+# compare them); each would raise a ButterflyFitWarning with a hint.
+warnings.simplefilter("ignore", ButterflyFitWarning)
 
 n = 512
 x = np.linspace(0.0, 1.0, n)
@@ -112,6 +118,7 @@ for ax, (name, K) in zip(axes, kernels.items()):
     ax.set_ylim(1e-17, 2)
 axes[0].set_ylabel("relative Frobenius error")
 axes[0].legend(fontsize=8, loc="lower left")
+plt.show()
 
 # %%
 # Reading the plot

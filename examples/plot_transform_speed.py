@@ -104,6 +104,7 @@ ax.set_xlabel("n")
 ax.set_ylabel("dense time / butterfly time")
 ax.set_title("Speed-up of the butterfly over the dense product")
 ax.legend()
+plt.show()
 
 # %%
 # Reading the plot

@@ -11,12 +11,14 @@ from skbutterfly._chain import (
     square_dyadic_chain,
     validate_chain,
 )
+from skbutterfly._diagnostics import ButterflyFitWarning
 from skbutterfly._operator import ButterflyOperator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ButterflyApproximator",
+    "ButterflyFitWarning",
     "ButterflyOperator",
     "__version__",
     "butterfly_chain",

@@ -537,7 +537,9 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
     """List the feasible ``(depth, rank)`` pairs for a matrix shape.
 
     Zero padding is taken into account: a depth is feasible when it is feasible
-    for the shape or for a padded shape up to the next powers of two.
+    for the shape or for a padded shape up to the next powers of two. Pairs
+    whose model would hold more numbers than the dense ``m * n`` matrix are
+    left out (depth 1 is the dense matrix itself).
 
     Parameters
     ----------
@@ -555,7 +557,7 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
     --------
     >>> from skbutterfly import feasible_depth_rank
     >>> feasible_depth_rank((16, 16), max_rank_per_depth=3)
-    [(1, 1), (2, 1), (2, 2), (2, 3), (3, 1), (4, 1)]
+    [(1, 1), (2, 1), (2, 2), (3, 1), (4, 1)]
     """
     m, n = (_check_positive_int(s, "shape") for s in shape)
     best = {}
@@ -567,8 +569,19 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
         top = min(best[depth], m, n)  # ranks never exceed the unpadded shape
         if max_rank_per_depth is not None:
             top = min(top, max_rank_per_depth)
-        pairs.extend((depth, r) for r in range(1, top + 1))
+        for rank in range(1, top + 1):
+            # Models larger than the dense matrix are left out; their size
+            # grows with the rank, so the first one ends the depth.
+            if depth > 1 and _resolved_n_params(m, n, depth, rank) > m * n:
+                break
+            pairs.append((depth, rank))
     return pairs
+
+
+def _resolved_n_params(m, n, depth, rank):
+    """Parameters of the chain a fit with ``depth`` and ``rank`` would use."""
+    chain, _ = resolve_architecture((m, n), depth, rank)
+    return chain_n_params(chain)
 
 
 def resolve_architecture(shape, depth=None, rank=1, architecture=None):

@@ -13,7 +13,8 @@ from numbers import Number
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skbutterfly._chain import chain_shape
+from skbutterfly._chain import chain_ranks, chain_shape
+from skbutterfly._diagnostics import FitProgress, estimate_relative_error, warn_fit
 from skbutterfly._hierarchical import hierarchical_factorize
 from skbutterfly._operator import ButterflyOperator
 from skbutterfly._sources import (
@@ -172,18 +173,21 @@ def factorize_core(
     A = getattr(matrix, "matrix", None)
     if isinstance(permutation, str) and permutation == "auto" and A is not None:
         candidates = shortlist(A, candidates)  # a cheap screen, then 1-2 fits
+    # Every split of every candidate counts towards the progress total.
+    progress = FitProgress(verbose, sum(len(c[3]) - 1 for c in candidates))
     info = {}
     if candidates[0][0] == "identify":
         chain, padded = candidates[0][3:]
         info = {"chain": chain, "padded_shape": padded}
+        progress.say("identifying the row and column permutations")
         candidates, info = _identify_candidates(
             matrix, chain, padded, info, random_state
         )
     best = None
     for name, rows, cols, chain, padded in candidates:
         source = matrix.permuted(rows, cols, padded)
-        if verbose > 0 and len(candidates) > 1:
-            print(f"[skbutterfly] permutation candidate {name}")
+        if len(candidates) > 1:
+            progress.say(f"permutation candidate {name}")
         twiddles = hierarchical_factorize(
             source,
             chain,
@@ -197,6 +201,7 @@ def factorize_core(
             ),
             verbose=verbose,
             cache=cache,
+            progress=progress,
         )
         source.release()
         exponent = source.exponent
@@ -206,11 +211,10 @@ def factorize_core(
             shares[: exponent % len(twiddles)] += 1
             twiddles = [ldexp(t, int(s)) for t, s in zip(twiddles, shares)]
         op = ButterflyOperator(twiddles, (m, n), col_perm=cols, row_perm=rows)
-        error = (
-            matrix.relative_error(op)
-            if (compute_error or len(candidates) > 1)
-            else None
-        )
+        error = None
+        if compute_error or len(candidates) > 1:
+            progress.say("measuring the relative error (dense product)")
+            error = matrix.relative_error(op)
         if best is None or error < best[1]:
             best = (op, error, name, chain, padded)
     op, error, name, chain, padded = best
@@ -220,6 +224,21 @@ def factorize_core(
         permutation=name,
         relative_error=error,
         error_is_estimate=matrix.error_is_estimate,
+    )
+    A = getattr(matrix, "matrix", None)
+    if error is None and A is not None:  # a few random probes, no dense product
+        info["estimated_error"] = estimate_relative_error(op, A, matrix.exponent)
+    shown = info.get("estimated_error", error)
+    if shown is not None:
+        kind = "estimated relative" if error is None else "relative"
+        progress.say(f"done: {kind} error {shown:.3e}")
+    warn_fit(
+        info,
+        shape=(m, n),
+        n_params=op.n_params,
+        depth=op.depth,
+        rank=max(chain_ranks(chain), default=1),
+        permutation=permutation,
     )
     return op, info
 
@@ -242,7 +261,7 @@ def _identify_candidates(matrix, chain, padded, info, random_state):
     found = identify_permutations(A, random_state=random_state)
     if not found.certain:
         warnings.warn(
-            f"permutation='identify' is not certain: {found.message}",
+            f"permutation='identify': {found.message}",
             UserWarning,
             stacklevel=4,
         )

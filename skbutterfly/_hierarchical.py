@@ -2,10 +2,10 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import time
 from math import prod
 
 from skbutterfly._chain import _gb_factors
+from skbutterfly._diagnostics import FitProgress
 from skbutterfly._split import split_group
 from skbutterfly._twiddle import qr_push
 
@@ -66,6 +66,7 @@ def hierarchical_factorize(
     random_state=None,
     verbose=0,
     cache=None,
+    progress=None,
 ):
     """Factorize the working matrix of ``source`` on ``chain`` (hierarchical algorithm).
 
@@ -91,9 +92,13 @@ def hierarchical_factorize(
     random_state : numpy.random.Generator or None
         Randomness of the iterative solver.
     verbose : int
-        Print one line per tree level when > 0.
+        Print one line per split (``split k of N`` and the elapsed time) when
+        > 0, with the next block shapes when > 1.
     cache : SplitCache or None
         Where the root split's block factors are looked up and stored.
+    progress : FitProgress, default=None
+        The progress of the whole fit this factorization belongs to (its
+        total counts all the splits of the fit); None starts a new one.
 
     Returns
     -------
@@ -105,7 +110,8 @@ def hierarchical_factorize(
         # The twiddle may be a view of the user's matrix: the operator keeps a copy.
         return [source.root_twiddle().copy()]
     solver_args = (svd_solver, n_jobs, random_state)
-    start = time.perf_counter()
+    if progress is None:
+        progress = FitProgress(verbose, len(gb) - 1)
     levels = split_schedule(len(gb), tree)
     (root,) = levels[0]
     b2, c1, rank = _split_sizes(_Node(0, len(gb) - 1, None), gb, root)
@@ -122,8 +128,7 @@ def hierarchical_factorize(
     nodes = [_Node(0, root, left), _Node(root + 1, len(gb) - 1, right)]
     # With orthonormalize: nodes left of ``center`` have orthonormal columns.
     center = 1
-    if verbose > 0:
-        _report(0, levels[0], nodes, gb, start, verbose)
+    progress.splits_done(1, _shapes_note(nodes, gb, verbose))
     for level, splits in enumerate(levels[1:], start=1):
         children = {}
         if orthonormalize:
@@ -133,6 +138,7 @@ def hierarchical_factorize(
                 pair = _split_nodes([(nodes[k], i)], gb, True, *solver_args)
                 nodes[k : k + 1] = pair[0]
                 center = k + 1
+                progress.splits_done(1, _shapes_note(nodes, gb, verbose))
         else:
             groups = {}
             for i in splits:
@@ -141,20 +147,19 @@ def hierarchical_factorize(
             for batch in groups.values():
                 pairs = _split_nodes(batch, gb, False, *solver_args)
                 children.update({id(node): p for (node, _), p in zip(batch, pairs)})
+                progress.splits_done(len(batch))
             nodes = [c for node in nodes for c in children.get(id(node), [node])]
-        if verbose > 0:
-            _report(level, splits, nodes, gb, start, verbose)
+            if verbose > 1:
+                progress.say(f"tree level {level + 1} done{_shapes_note(nodes, gb, 2)}")
     return [node.twiddle for node in nodes]
 
 
-def _report(level, splits, nodes, gb, start, verbose):
-    elapsed = time.perf_counter() - start
+def _shapes_note(nodes, gb, verbose):
+    """``", next blocks [...]"`` at ``verbose > 1``, else ``""``."""
+    if verbose <= 1:
+        return ""
     shapes = sorted({_block_shape(n, gb) for n in nodes if n.end > n.start})
-    print(
-        f"[skbutterfly] tree level {level + 1}: {len(splits)} split(s), "
-        f"{len(nodes)} nodes, elapsed {elapsed:.3f} s"
-        + (f", next blocks {shapes}" if verbose > 1 and shapes else "")
-    )
+    return f", next blocks {shapes}" if shapes else ""
 
 
 def _split_sizes(node, gb, i):

@@ -211,7 +211,8 @@ def test_input_never_modified():
 def test_verbose_reports_levels(capsys):
     ButterflyApproximator(verbose=1).fit(hadamard_matrix(16))
     out = capsys.readouterr().out
-    assert "tree level 1" in out and "tree level 2" in out and "elapsed" in out
+    assert "split 1 of 3" in out and "split 3 of 3" in out
+    assert out.strip().splitlines()[-1].startswith("[skbutterfly] done:")
 
 
 def test_transform_is_fast_path_not_dense(monkeypatch):

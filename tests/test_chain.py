@@ -416,12 +416,32 @@ def test_feasible_depths_of_powers_of_two(levels):
     assert [r for d, r in pairs if d == levels] == [1]
 
 
+def _deepest_resolvable(shape):
+    depth = 1
+    while True:
+        try:
+            resolve_architecture(shape, depth + 1, 1)
+        except ValueError:
+            return depth
+        depth += 1
+
+
+def _larger_than_dense(shape, depth, rank):
+    chain, _ = resolve_architecture(shape, depth, rank)
+    return depth > 1 and chain_n_params(chain) > shape[0] * shape[1]
+
+
 def test_feasible_depth_rank_small_shapes_resolve():
-    """Every listed pair builds a chain of that depth and rank; nothing beyond does."""
+    """Every listed pair builds a chain of that depth and rank; nothing beyond does
+    (depths beyond the listed ones only give models larger than dense)."""
     for m in range(1, 13):
         for n in range(1, 13):
             pairs = feasible_depth_rank((m, n))
-            deepest = max(d for d, _ in pairs)
+            deepest = _deepest_resolvable((m, n))
+            listed = max(d for d, _ in pairs)
+            assert all(
+                _larger_than_dense((m, n), d, 1) for d in range(listed + 1, deepest + 1)
+            )
             for depth, rank in pairs:
                 chain, padded = resolve_architecture((m, n), depth, rank)
                 assert len(chain) == depth, (m, n, depth, rank)
@@ -444,6 +464,7 @@ def test_feasible_depth_rank_matches_brute_force(shape):
         for depth in range(1, min(m, n).bit_length() + 1)
         for rank in range(1, min(m, n) + 1)
         if _brute_force_feasible(m, n, depth, rank)
+        and not _larger_than_dense(shape, depth, rank)
     ]
     assert feasible_depth_rank(shape) == expected
 
@@ -465,8 +486,7 @@ def test_non_redundant_chain_chosen_when_one_exists():
 def test_invalid_depth_and_rank_name_value_and_range():
     for m in range(1, 11):
         for n in range(1, 11):
-            pairs = feasible_depth_rank((m, n))
-            deepest = max(d for d, _ in pairs)
+            deepest = _deepest_resolvable((m, n))
             bad_depth = deepest + 1
             with pytest.raises(
                 ValueError, match=rf"depth={bad_depth}\b.*1\.\.{deepest}\b"

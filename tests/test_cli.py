@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from skbutterfly import ButterflyOperator
-from skbutterfly.datasets import dft_matrix, make_butterfly
+from skbutterfly.datasets import dft_matrix, hadamard_matrix, make_butterfly
 
 
 def run(*args, cwd=None):
@@ -43,7 +43,11 @@ def test_fit_then_info(tmp_path):
         "fit", str(tmp_path / "A.npy"), "--permutation", "bit-reversal", "-o", str(out)
     )
     assert res.returncode == 0, res.stderr
-    assert "tree level 1" in res.stdout  # progress display
+    # progress runs to the end: every split counted, then the error, then done
+    assert [f"split {k} of 4" in res.stdout for k in range(1, 5)] == [True] * 4
+    lines = res.stdout.splitlines()
+    assert "done: relative error" in lines[-2] and lines[-1].startswith("depth 5")
+    assert res.stderr == ""  # an exact fit: no warning
     op = ButterflyOperator.load(out)
     assert np.linalg.norm(op.toarray() - A) < 1e-12 * np.linalg.norm(A)
     res = run("info", str(out), "--check", str(tmp_path / "A.npy"))
@@ -75,7 +79,10 @@ def test_fit_depth_rank_options(tmp_path):
     "content, match",
     [
         (None, "no such file"),
-        (b"not numpy at all", "not a readable .npy"),
+        (b"not numpy at all", "not a .npy file"),
+        (b"1.0,2.0\n3.0,4.0\n", "not a .npy file"),
+        ("object", "never unpickles"),
+        ("truncated", "damaged .npy file"),
         ("1d", "2-D"),
         ("nan", "NaN"),
     ],
@@ -84,6 +91,11 @@ def test_fit_bad_files(tmp_path, content, match):
     path = tmp_path / "bad.npy"
     if content == "1d":
         np.save(path, np.ones(4))
+    elif content == "object":
+        np.save(path, np.array([[{"a": 1}]], dtype=object), allow_pickle=True)
+    elif content == "truncated":
+        np.save(path, np.ones((64, 64)))
+        path.write_bytes(path.read_bytes()[:300])
     elif content == "nan":
         np.save(path, np.array([[1.0, np.nan], [1.0, 1.0]]))
     elif content is not None:
@@ -91,7 +103,7 @@ def test_fit_bad_files(tmp_path, content, match):
     res = run("fit", str(path), "-o", str(tmp_path / "o.npz"))
     assert res.returncode == 1
     assert match in res.stderr
-    assert "Traceback" not in res.stderr
+    assert "Traceback" not in res.stderr and "allow_pickle" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 
@@ -118,3 +130,112 @@ def test_info_bad_files(tmp_path):
 def test_usage_error_exit_code():
     res = run("fit")
     assert res.returncode == 2
+
+
+def test_fit_poor_fit_prints_the_hint_as_options(tmp_path):
+    np.save(tmp_path / "F.npy", dft_matrix(64))
+    res = run("fit", str(tmp_path / "F.npy"), "-q", "-o", str(tmp_path / "F.npz"))
+    assert res.returncode == 0, res.stderr
+    assert "relative error 9." in res.stdout  # about 0.9: far from a butterfly
+    (warning,) = res.stderr.strip().splitlines()
+    assert warning.startswith("skbutterfly: warning: the butterfly fit has")
+    assert "--permutation auto" in warning and "--permutation identify" in warning
+    assert "--rank 2" in warning and "TruncatedSVD" in warning
+
+
+def test_fit_model_larger_than_dense_warns(tmp_path):
+    np.save(tmp_path / "B.npy", make_butterfly(16, depth=2, rank=3, random_state=0))
+    res = run(
+        "fit",
+        str(tmp_path / "B.npy"),
+        "--depth",
+        "2",
+        "--rank",
+        "3",
+        "-q",
+        "-o",
+        str(tmp_path / "B.npz"),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "0.7x compression" in res.stdout
+    assert "at least as many as the dense 16x16 matrix" in res.stderr
+
+
+@pytest.mark.parametrize("name", ["out.txt", "out", "out.npy"])
+def test_fit_output_must_end_in_npz(tmp_path, name):
+    np.save(tmp_path / "A.npy", np.eye(16))
+    res = run("fit", str(tmp_path / "A.npy"), "-o", str(tmp_path / name))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "does not end in .npz" in res.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "A.npy"]  # nothing written
+
+
+def test_fit_writes_the_name_it_prints(tmp_path):
+    np.save(tmp_path / "A.npy", hadamard_matrix(16))
+    out = tmp_path / "H.npz"
+    res = run("fit", str(tmp_path / "A.npy"), "-q", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith(f"-> {out}")
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "A.npy", out]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["demo", "--vectors", "-1"], "argument --vectors: -1 is not an integer >= 1"),
+        (["demo", "--vectors", "x"], "argument --vectors: 'x' is not an integer"),
+        (["demo", "--n", "6"], "argument --n: 6 is not a power of two"),
+        (["demo", "--n", "2"], "argument --n: 2 is not an integer >= 4"),
+        (["fit", "A.npy", "-o", "o.npz", "--depth", "0"], "argument --depth"),
+        (["fit", "A.npy", "-o", "o.npz", "--rank", "-2"], "argument --rank"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(args, match):
+    res = run(*args)
+    assert res.returncode == 2
+    assert match in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_permutation_name_names_the_parameter(tmp_path):
+    np.save(tmp_path / "A.npy", np.eye(16))
+    res = run(
+        "fit",
+        str(tmp_path / "A.npy"),
+        "--permutation",
+        "bitreversal",
+        "-o",
+        str(tmp_path / "o.npz"),
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "'permutation' parameter" in res.stderr and "bit-reversal" in res.stderr
+
+
+def test_every_option_has_help():
+    from skbutterfly._cli import _parser
+
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if a.choices and a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+
+
+def test_info_damaged_file_gives_a_reason(tmp_path, capsys):
+    from skbutterfly import butterfly_factorize
+    from skbutterfly._cli import main
+
+    butterfly_factorize(hadamard_matrix(64)).save(tmp_path / "ok.npz")
+    data = (tmp_path / "ok.npz").read_bytes()
+    lines = set()
+    for i in range(0, len(data), 7):
+        damaged = bytearray(data)
+        damaged[i] ^= 0xFF
+        (tmp_path / "bad.npz").write_bytes(bytes(damaged))
+        if main(["info", str(tmp_path / "bad.npz")]) == 0:
+            capsys.readouterr()
+            continue
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert not line.rstrip(" .").endswith(":"), line
+        lines.add(line)
+    # a bare EOFError (the data ends early) is among them, and has a reason
+    assert any("the data ends early" in line for line in lines)

@@ -19,7 +19,12 @@ import scipy.linalg
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skbutterfly import ButterflyApproximator, ButterflyOperator, butterfly_factorize
+from skbutterfly import (
+    ButterflyApproximator,
+    ButterflyFitWarning,
+    ButterflyOperator,
+    butterfly_factorize,
+)
 from skbutterfly._cli import main
 from skbutterfly._validation import check_finite, check_matrix, max_abs
 from skbutterfly.datasets import dft_matrix, hadamard_matrix, make_butterfly
@@ -74,6 +79,8 @@ def strict_numerics(under="ignore"):
     """Warnings are errors; floating point overflow/invalid/division raise."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # a fit that is poor or not smaller than dense says so: not a numerics error
+        warnings.simplefilter("ignore", ButterflyFitWarning)
         with np.errstate(over="raise", invalid="raise", divide="raise", under=under):
             yield
 
@@ -291,7 +298,7 @@ def test_object_npy_is_refused_without_unpickling(tmp_path):
     code, _, err = cli_fit(
         tmp_path, np.array([[1.0, "a"], [2.0, 3.0]], dtype=object), allow_pickle=True
     )
-    assert_one_line_error(code, err, "not a readable .npy")
+    assert_one_line_error(code, err, "never unpickles")
 
 
 @pytest.mark.parametrize(
@@ -665,6 +672,8 @@ def test_zero_matrix_strict(shape, dtype, kwargs):
     Z = np.zeros(shape, dtype=dtype)
     with warnings.catch_warnings(), np.errstate(all="raise"):
         warnings.simplefilter("error")
+        # a fit that is poor or not smaller than dense says so: not a numerics error
+        warnings.simplefilter("ignore", ButterflyFitWarning)
         op = butterfly_factorize(Z, **kwargs)
         D = op.toarray()
         est = ButterflyApproximator(**kwargs).fit(Z)
@@ -692,6 +701,8 @@ def test_zero_matrix_strict(shape, dtype, kwargs):
 def test_zero_matrix_command_line(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # a fit that is poor or not smaller than dense says so: not a numerics error
+        warnings.simplefilter("ignore", ButterflyFitWarning)
         code, out, err = cli_fit(tmp_path, np.zeros((16, 16)))
     assert code == 0, err
     assert "relative error 0.000e+00" in out
