@@ -33,8 +33,9 @@ import weakref
 
 import numpy as np
 
+from skbutterfly._fusion import fuse_twiddles, is_chainable
 from skbutterfly._split import split_group
-from skbutterfly._twiddle import dense_to_twiddle
+from skbutterfly._twiddle import dense_to_twiddle, twiddle_to_sparse
 from skbutterfly._validation import max_abs
 
 __all__ = ["CHUNKED_MODULES", "ChunkedSource", "chunked_source", "is_chunked"]
@@ -42,7 +43,7 @@ __all__ = ["CHUNKED_MODULES", "ChunkedSource", "chunked_source", "is_chunked"]
 # Top-level modules whose array types are read chunk by chunk.
 CHUNKED_MODULES = ("dask", "zarr", "h5py")
 
-# Memory the fitting process may use for panels and row bands: an eighth of
+# Memory the fitting process may use for panels and row bands: a 16th of
 # the matrix, within these bounds.
 _BUDGET_MIN = 4 << 20
 _BUDGET_MAX = 512 << 20
@@ -141,11 +142,11 @@ def _check_zarr_complete(Z, name):
 
 
 def _chunk_stats(block):
-    """``(max_abs, ||block||_F)`` of one chunk (scaled, no overflow)."""
+    """``[[max_abs, ||block||_F]]`` of one chunk (scaled, no overflow)."""
     from skbutterfly._sources import frobenius_norm
 
     top = max_abs(block)
-    return top, (frobenius_norm(block) if np.isfinite(top) else np.nan)
+    return np.array([[top, frobenius_norm(block) if np.isfinite(top) else np.nan]])
 
 
 def _chunk_offsets(chunks):
@@ -168,13 +169,19 @@ def chunked_source(A, name="A", memory_budget=None):
     """
     from skbutterfly._factorize import _power_of_two_scale
 
-    dask, _ = _import_dask()
     D = _as_dask_array(A, name)
     rows, cols = _chunk_offsets(D.chunks)
-    blocks = D.to_delayed()
-    tasks = [dask.delayed(_chunk_stats)(b) for b in blocks.ravel()]
+    # One task per chunk that reads and reduces it (map_blocks fuses the two):
+    # never more chunks in memory than dask has threads.
+    shape = D.numblocks
+    stats = D.map_blocks(
+        _chunk_stats,
+        chunks=((1,) * shape[0], (2,) * shape[1]),
+        dtype=float,
+        meta=np.empty((0, 0)),
+    )
     try:
-        stats = np.array(dask.compute(*tasks), dtype=float).reshape(*blocks.shape, 2)
+        stats = np.asarray(stats.compute()).reshape(*shape, 2)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -224,7 +231,7 @@ class ChunkedSource:
         ``W`` is ``A / 2**exponent``.
     memory_budget : int, default=None
         Bytes of panels and row bands the fitting process may hold; None means
-        an eighth of the matrix, between 4 MiB and 512 MiB.
+        a 16th of the matrix, between 4 MiB and 512 MiB.
     temp_folder : str, default=None
         Where row-chunked matrices are copied into panel files; None means
         the system's temporary folder.
@@ -258,7 +265,7 @@ class ChunkedSource:
         self.exponent = int(exponent)
         if memory_budget is None:
             matrix_bytes = self.shape[0] * self.shape[1] * self.dtype.itemsize
-            memory_budget = min(max(matrix_bytes // 8, _BUDGET_MIN), _BUDGET_MAX)
+            memory_budget = min(max(matrix_bytes // 16, _BUDGET_MIN), _BUDGET_MAX)
         self.memory_budget = int(memory_budget)
         self.temp_folder = temp_folder
         self._spill = None
@@ -309,11 +316,11 @@ class ChunkedSource:
         W = _panel_matrix(block, self.row_perm, (M, N), self.exponent)
         return dense_to_twiddle(W, (1, M, N, 1))
 
-    def row_bands(self):
-        """``(r0, r1)`` bands of whole storage row chunks, about a quarter budget."""
+    def row_bands(self, share):
+        """``(r0, r1)`` bands of whole storage row chunks, about ``share`` budget."""
         m, n = self.shape
         rows = _chunk_offsets(self.data.chunks)[0]
-        band = max(1, self.memory_budget // (4 * n * self.dtype.itemsize))
+        band = max(1, int(self.memory_budget * share) // (n * self.dtype.itemsize))
         starts = [0]
         for r in rows[1:-1]:
             if r - starts[-1] >= band:
@@ -376,12 +383,11 @@ class ChunkedSource:
             "seed": seed,
         }
         client = active_client()
+        direct = self.read_amplification(panels, c2) <= _MAX_READ_AMPLIFICATION
         if client is not None:
-            self.last_plan = "distributed"
-            results = self._split_distributed(client, panels, c2, solve)
+            self.last_plan = "distributed " + ("direct" if direct else "rechunk")
+            results = self._split_distributed(client, panels, c2, solve, direct)
         else:
-            amplification = self.read_amplification(panels, c2)
-            direct = amplification <= _MAX_READ_AMPLIFICATION
             self.last_plan = "direct" if direct else "panel files"
             results = self._split_local(panels, c2, solve, direct)
         dtype = results[0][0].dtype
@@ -418,15 +424,31 @@ class ChunkedSource:
             del block
         return results
 
-    def _split_distributed(self, client, panels, c2, solve):
+    def _split_distributed(self, client, panels, c2, solve, direct):
         import dask
 
+        blocks = {}
+        if not direct:
+            # Row chunks hold no whole panel: dask's peer-to-peer rechunk moves
+            # every chunk once, worker to worker, into one chunk per panel.
+            n = self.shape[1]
+            cols = slice(None) if self.col_perm is None else self.col_perm
+            starts = [p0 for p0, _ in panels if p0 * c2 < n]
+            widths = [min(p1 * c2, n) - p0 * c2 for p0, p1 in panels if p0 * c2 < n]
+            W = self.data[:, cols].rechunk(
+                {0: self.shape[0], 1: tuple(widths)}, method="p2p"
+            )
+            blocks = dict(zip(starts, W.to_delayed()[0]))
         tasks = []
         for p0, p1 in panels:
             cols = self._storage_columns(p0 * c2, p1 * c2)
-            # The panel's columns stay a dask array: the worker running the
-            # task gathers its chunks from the store, not from the client.
-            block = None if cols is None else self.data[:, cols]
+            # The panel's columns stay in the dask graph: the worker running
+            # the task gets its chunks from the store or other workers, never
+            # from the client.
+            if cols is None:
+                block = None
+            else:
+                block = self.data[:, cols] if direct else blocks[p0]
             tasks.append(
                 dask.delayed(solve_panel, pure=False)(
                     block, **self._panel_args(p0, p1, c2), **solve
@@ -440,41 +462,111 @@ class ChunkedSource:
             raise _read_error(self.name, exc) from exc
 
     def relative_error(self, op):
-        """``||A - op||_F / ||A||_F``, one pass over row bands of ``A``."""
+        """``||A - op||_F / ||A||_F``, one pass over the chunks of ``A``."""
         dask, _ = _import_dask()
-        op_t = dask.delayed(op.T)
         # Sums of squares of A / 2**e, e the exponent of max|A|: no overflow.
         exponent = int(np.frexp(self.top)[1]) if self.top > 0 else 0
-        tasks = [
-            dask.delayed(_band_error)(self.data[r0:r1], op_t, r0, r1, exponent)
-            for r0, r1 in self.row_bands()
-        ]
+        # Built once (on a worker when a client is active), shared by the chunks.
+        rows_of = dask.delayed(RowsOf)(op)
+        itemsize = max(self.dtype.itemsize, np.dtype(op.dtype).itemsize)
+        width = max(self.data.chunks[1])
+        # Rows of a chunk compared at once: their A_hat and difference take
+        # about a 32nd of the budget.
+        sub = max(16, self.memory_budget // (32 * 3 * width * itemsize))
+        shape = self.data.numblocks
+        parts = self.data.map_blocks(
+            _chunk_error,
+            rows_of,
+            sub=sub,
+            exponent=exponent,
+            chunks=((1,) * shape[0], (2,) * shape[1]),
+            dtype=float,
+            meta=np.empty((0, 0)),
+        )
         try:
-            parts = np.array(dask.compute(*tasks), dtype=float)
+            err2, norm2 = np.asarray(parts.compute()).reshape(-1, 2).sum(axis=0)
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as exc:
             raise _read_error(self.name, exc) from exc
-        err2, norm2 = parts.sum(axis=0)
         if norm2 == 0:
             return 0.0 if err2 == 0 else float("inf")
         return float(np.sqrt(err2 / norm2))
 
 
-def _band_error(band, op_t, r0, r1, exponent):
-    """``(||A_band - A_hat_band||^2, ||A_band||^2)`` on ``A / 2**exponent``."""
+class RowsOf:
+    """Rows of a butterfly operator's dense form, without forming it.
+
+    The chain is cut in two: ``B = L R`` with ``L`` and ``R`` the fused
+    halves as sparse matrices (about ``rank * n**1.5`` nonzeros each), so
+    ``k`` rows cost about ``k * rank * n`` multiply-adds.
+    """
+
+    def __init__(self, op):
+        twiddles, chain = op.twiddles, op.chain
+        if len(chain) == 1:
+            self.left = twiddle_to_sparse(twiddles[0], "csr")
+            self.right = None
+        elif is_chainable(chain):
+            half = len(chain) // 2
+            self.left = twiddle_to_sparse(fuse_twiddles(twiddles, chain, 0, half - 1))
+            self.right = twiddle_to_sparse(
+                fuse_twiddles(twiddles, chain, half, len(chain) - 1)
+            )
+        else:  # pragma: no cover - every fitted chain is chainable
+            self.left = twiddle_to_sparse(twiddles[0], "csr")
+            self.right = twiddle_to_sparse(twiddles[1])
+            for T in twiddles[2:]:
+                self.right = self.right @ twiddle_to_sparse(T)
+        row_perm, col_perm = op.row_perm, op.col_perm
+        self.row_of = None if row_perm is None else np.argsort(row_perm)
+        self.col_of = None if col_perm is None else np.argsort(col_perm)
+
+    def columns(self, c0, c1):
+        """The factor giving the columns ``c0:c1`` (sliced once per chunk)."""
+        right = self.left if self.right is None else self.right
+        if self.col_of is None and (c0, c1) == (0, right.shape[1]):
+            return right
+        cols = slice(c0, c1) if self.col_of is None else self.col_of[c0:c1]
+        return right[:, cols]
+
+    def rows(self, r0, r1, columns):
+        """Entries ``[r0:r1]`` of the operator's ``columns``, a dense array."""
+        rows = slice(r0, r1) if self.row_of is None else self.row_of[r0:r1]
+        if self.right is None:
+            return columns[rows].toarray()
+        return (self.left[rows] @ columns).toarray()
+
+
+def _chunk_error(block, rows_of, sub, exponent, block_info=None):
+    """``[[||A_chunk - A_hat_chunk||^2, ||A_chunk||^2]]`` on ``A / 2**exponent``.
+
+    The chunk is compared with the same entries of ``A_hat``, ``sub`` rows at
+    a time.
+    """
     from skbutterfly._sources import ldexp
 
-    band = np.asarray(band)
-    m = op_t.shape[1]
-    k = r1 - r0
-    eye = np.zeros((m, k), dtype=op_t.dtype)
-    eye[np.arange(r0, r1), np.arange(k)] = 1
-    approx = np.ascontiguousarray((op_t @ eye).T)  # rows r0:r1 of A_hat
-    block = ldexp(band, -exponent)
-    diff = ldexp(approx, -exponent)
-    diff -= block
-    return float(np.linalg.norm(diff)) ** 2, float(np.linalg.norm(block)) ** 2
+    (r0, r1), (c0, c1) = block_info[0]["array-location"]
+    columns = rows_of.columns(c0, c1)
+    err2 = norm2 = 0.0
+    for start in range(0, r1 - r0, sub):
+        stop = min(start + sub, r1 - r0)
+        diff = rows_of.rows(r0 + start, r0 + stop, columns)
+        ldexp(diff, -exponent, out=diff)
+        part = ldexp(np.asarray(block[start:stop]), -exponent)
+        diff -= part
+        err2 += _squared_norm(diff)
+        norm2 += _squared_norm(part)
+    return np.array([[err2, norm2]])
+
+
+def _squared_norm(X):
+    # einsum's own loop, not BLAS: waking OpenBLAS threads for this small
+    # reduction costs a scheduler time slice (20 ms) on a busy machine.
+    flat = np.ascontiguousarray(X).reshape(-1)
+    if flat.dtype.kind == "c":
+        flat = flat.view(flat.real.dtype)
+    return float(np.einsum("i,i->", flat, flat))
 
 
 def _panel_matrix(block, row_perm, shape, exponent, dtype=None):
@@ -565,7 +657,7 @@ class _PanelFiles:
                 self.widths[p0] = len(columns[p0])
         files = {p0: open(self._path(p0), "wb") for p0 in columns}
         try:
-            for r0, r1 in source.row_bands():
+            for r0, r1 in source.row_bands(1 / 4):
                 values = source._read_rows(r0, r1)
                 for p0, cols in columns.items():
                     np.ascontiguousarray(values[:, cols]).tofile(files[p0])
