@@ -421,6 +421,15 @@ class ButterflyApproximator(
             Negative relative Frobenius error.
         """
         check_is_fitted(self)
+        if self.operator is None and is_chunked(X):
+            # Read chunk by chunk, like the fit.
+            source = as_source(X, name="X")
+            if source.shape != self.operator_.shape:
+                raise ValueError(
+                    f"X has shape {source.shape} but the approximated matrix has "
+                    f"shape {self.operator_.shape}."
+                )
+            return -source.relative_error(self.operator_)
         X = self._validate_X(X, reset=False)
         if self.operator is None:
             if X.shape != self.operator_.shape:

@@ -56,8 +56,8 @@ _INSTALL_HINT = 'pip install "skbutterfly[dask]"'
 
 
 def is_chunked(A):
-    """Whether ``A`` is an array type of dask, zarr or h5py (no import needed)."""
-    if isinstance(A, np.ndarray):
+    """Whether ``A`` is a dask, zarr or h5py array (known without importing them)."""
+    if isinstance(A, np.ndarray) or not (hasattr(A, "shape") and hasattr(A, "dtype")):
         return False
     return any(
         (getattr(cls, "__module__", None) or "").split(".")[0] in CHUNKED_MODULES
@@ -409,7 +409,8 @@ class ChunkedSource:
         }
 
     def _split_local(self, panels, c2, solve, direct):
-        if not direct and self._spill is None:
+        if not direct and (self._spill is None or self._spill.key != (panels, c2)):
+            self.release()
             self._spill = _PanelFiles(self, panels, c2)
         results = []
         for p0, p1 in panels:
@@ -646,6 +647,7 @@ class _PanelFiles:
         self._finalizer = weakref.finalize(
             self, shutil.rmtree, self.folder, ignore_errors=True
         )
+        self.key = (panels, c2)
         self.dtype = source.dtype
         self.m = m
         self.widths = {}

@@ -11,9 +11,16 @@ from skbutterfly import ButterflyApproximator, butterfly_factorize
 from skbutterfly._chunked import ChunkedSource, chunked_source
 from skbutterfly.datasets import make_butterfly
 
-da = pytest.importorskip("dask.array")
-zarr = pytest.importorskip("zarr")
-h5py = pytest.importorskip("h5py")
+try:  # the optional [dask] extra
+    import dask.array as da
+    import h5py
+    import zarr
+except ImportError:
+    da = h5py = zarr = None
+
+needs_dask = pytest.mark.skipif(
+    da is None, reason='needs the [dask] extra: pip install "skbutterfly[dask]"'
+)
 
 N = 1024
 RANK = 2
@@ -45,6 +52,7 @@ def _assert_same_fit(est, ref, error_rtol=1e-6):
 @pytest.mark.parametrize(
     "kind", ["dask-rows", "dask-columns", "zarr-rows", "hdf5-rows"]
 )
+@needs_dask
 def test_chunked_inputs_give_the_in_memory_fit(kind, noisy, tmp_path):
     A, ref = noisy
     if kind == "dask-rows":
@@ -62,6 +70,7 @@ def test_chunked_inputs_give_the_in_memory_fit(kind, noisy, tmp_path):
     assert not hasattr(est, "feature_names_in_")
 
 
+@needs_dask
 def test_plans_read_row_chunks_once_and_column_chunks_directly(noisy):
     A, _ = noisy
     rows = chunked_source(da.from_array(A, chunks=(128, N)))
@@ -85,6 +94,7 @@ def test_plans_read_row_chunks_once_and_column_chunks_directly(noisy):
         source.release()
 
 
+@needs_dask
 def test_function_permutations_and_padding(noisy, tmp_path):
     rng = np.random.default_rng(1)
     A = make_butterfly(shape=(1024, 512), rank=1, noise=0.02, random_state=1)
@@ -104,23 +114,28 @@ def test_function_permutations_and_padding(noisy, tmp_path):
     assert err[0] == pytest.approx(err[1], rel=1e-6)
 
 
+@needs_dask
 def test_estimator_doors(noisy):
     A, ref = noisy
     X = da.from_array(A, chunks=(128, N))
     est = ButterflyApproximator(rank=RANK, operator=X).fit(np.ones((3, N)))
     _assert_same_fit(est, ref)
-    Y = ButterflyApproximator(rank=RANK).fit_transform(X[:, :])
-    assert np.allclose(Y, A @ ref.operator_.toarray().T, atol=1e-6 * np.abs(Y).max())
     with pytest.raises(ValueError, match=r"operator\.shape"):
         ButterflyApproximator(operator=X).fit(np.ones((3, 5)))
+    est = ButterflyApproximator(rank=RANK)
+    Y = est.fit_transform(X)
+    assert np.allclose(Y, A @ ref.operator_.toarray().T, atol=1e-6 * np.abs(Y).max())
+    assert est.score(X) == pytest.approx(-ref.relative_error_, rel=1e-6)
 
 
+@needs_dask
 def test_depth_one_reads_the_whole_matrix():
     A = np.arange(12.0).reshape(3, 4)
     op = butterfly_factorize(da.from_array(A, chunks=(1, 4)), depth=1)
     assert np.array_equal(op.toarray(), A)
 
 
+@needs_dask
 def test_integer_and_float32_chunks_keep_the_dense_dtype_rules():
     A = np.arange(64).reshape(8, 8) % 5
     assert butterfly_factorize(da.from_array(A, chunks=4)).dtype == np.float64
@@ -143,6 +158,7 @@ def test_without_dask_the_error_says_what_to_install(monkeypatch):
 # -- bad inputs ---------------------------------------------------------------
 
 
+@needs_dask
 def test_nan_names_the_chunk_and_the_entry():
     A = np.ones((64, 64))
     A[37, 5] = np.nan
@@ -150,6 +166,7 @@ def test_nan_names_the_chunk_and_the_entry():
         butterfly_factorize(da.from_array(A, chunks=(16, 64)))
 
 
+@needs_dask
 def test_a_chunk_that_fails_to_load_is_a_clear_error():
     def load(block, block_info=None):
         if block_info[0]["chunk-location"] == (1, 0):
@@ -162,6 +179,7 @@ def test_a_chunk_that_fails_to_load_is_a_clear_error():
         butterfly_factorize(X)
 
 
+@needs_dask
 def test_missing_and_corrupt_zarr_chunks(tmp_path):
     A = make_butterfly(64, random_state=0)
     Z = _zarr(tmp_path / "m.zarr", A, (16, 64))
@@ -182,6 +200,7 @@ def test_missing_and_corrupt_zarr_chunks(tmp_path):
         butterfly_factorize(Z)
 
 
+@needs_dask
 def test_truncated_hdf5_file(tmp_path):
     A = make_butterfly(256, random_state=0)
     path = tmp_path / "t.h5"
@@ -204,13 +223,14 @@ def test_truncated_hdf5_file(tmp_path):
 # -- memory -------------------------------------------------------------------
 
 
+@needs_dask
 def test_fit_memory_grows_by_less_than_a_quarter_of_the_matrix(tmp_path):
     # numpy's allocations are traced (allocator caching aside); the benchmark
-    # measures the process's peak RSS at n = 16384.
+    # measures the process's peak RSS at n = 16384. Equality with the
+    # in-memory fit is checked above.
     n = 4096
     A = make_butterfly(n, noise=0.01, random_state=0)
     Z = _zarr(tmp_path / "big.zarr", A, (32, n))
-    want = ButterflyApproximator().fit(A).relative_error_
     del A
     ButterflyApproximator().fit(_zarr(tmp_path / "small.zarr", np.eye(64), (8, 64)))
     tracemalloc.start()
@@ -220,9 +240,11 @@ def test_fit_memory_grows_by_less_than_a_quarter_of_the_matrix(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < n * n * 8 / 4
-    assert est.relative_error_ == pytest.approx(want, rel=1e-6)
+    # The noise (1 % of the norm) is what a butterfly fit cannot represent.
+    assert 0.009 < est.relative_error_ < 0.0101
 
 
+@needs_dask
 @pytest.mark.slow
 def test_noisy_4096_from_zarr(tmp_path):
     A = make_butterfly(4096, rank=2, noise=0.05, random_state=0)
@@ -283,6 +305,7 @@ def _claim_call_number(folder):
             i += 1
 
 
+@needs_dask
 class TestCluster:
     """On a 2-worker LocalCluster, started and closed around these tests."""
 
