@@ -108,7 +108,7 @@ def write_store(path, n, noise, chunk_rows, seed=0):
     import zarr
 
     from skbutterfly._chain import resolve_architecture
-    from skbutterfly._chunked import RowsOf
+    from skbutterfly._chunked_error import RowsOf
     from skbutterfly._operator import ButterflyOperator
 
     rng = np.random.default_rng(seed)

@@ -25,17 +25,13 @@ locally and on a cluster of any size.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import itertools
-import os
-import shutil
 import sys
-import tempfile
-import weakref
 
 import numpy as np
 
-from skbutterfly._fusion import fuse_twiddles, is_chainable
-from skbutterfly._split import split_group
-from skbutterfly._twiddle import dense_to_twiddle, twiddle_to_sparse
+from skbutterfly._chunked_error import RowsOf, chunk_error
+from skbutterfly._chunked_panels import PanelFiles, panel_matrix, solve_panel
+from skbutterfly._twiddle import dense_to_twiddle
 from skbutterfly._validation import max_abs
 
 __all__ = ["CHUNKED_MODULES", "ChunkedSource", "chunked_source", "is_chunked"]
@@ -300,7 +296,7 @@ class ChunkedSource:
             self._spill.cleanup()
             self._spill = None
 
-    def _storage_columns(self, start, stop):
+    def storage_columns(self, start, stop):
         """Storage columns of the working columns ``[start, stop)`` (< n only)."""
         stop = min(stop, self.shape[1])
         if start >= stop:
@@ -312,8 +308,8 @@ class ChunkedSource:
     def root_twiddle(self):
         """``W`` as one ``(1, 1, M, N)`` twiddle: the whole matrix, read once."""
         M, N = self.padded_shape
-        block = self._read_direct(self._storage_columns(0, N))
-        W = _panel_matrix(block, self.row_perm, (M, N), self.exponent)
+        block = self._read_direct(self.storage_columns(0, N))
+        W = panel_matrix(block, self.row_perm, (M, N), self.exponent)
         return dense_to_twiddle(W, (1, M, N, 1))
 
     def row_bands(self, share):
@@ -327,7 +323,8 @@ class ChunkedSource:
                 starts.append(int(r))
         return list(itertools.pairwise([*starts, m]))
 
-    def _read_rows(self, r0, r1):
+    def read_rows(self, r0, r1):
+        """Rows ``r0:r1`` of ``A`` (all columns, storage order) as an ndarray."""
         try:
             return np.asarray(self.data[r0:r1].compute(scheduler="threads"))
         except (MemoryError, KeyboardInterrupt):
@@ -358,7 +355,7 @@ class ChunkedSource:
         bounds = _chunk_offsets(self.data.chunks)[1]
         total = 0
         for p0, p1 in panels:
-            cols = self._storage_columns(p0 * c2, p1 * c2)
+            cols = self.storage_columns(p0 * c2, p1 * c2)
             if cols is None:
                 continue
             idx = np.arange(n)[cols]
@@ -411,10 +408,10 @@ class ChunkedSource:
     def _split_local(self, panels, c2, solve, direct):
         if not direct and (self._spill is None or self._spill.key != (panels, c2)):
             self.release()
-            self._spill = _PanelFiles(self, panels, c2)
+            self._spill = PanelFiles(self, panels, c2)
         results = []
         for p0, p1 in panels:
-            cols = self._storage_columns(p0 * c2, p1 * c2)
+            cols = self.storage_columns(p0 * c2, p1 * c2)
             if cols is None:
                 block = None
             elif direct:
@@ -442,7 +439,7 @@ class ChunkedSource:
             blocks = dict(zip(starts, W.to_delayed()[0]))
         tasks = []
         for p0, p1 in panels:
-            cols = self._storage_columns(p0 * c2, p1 * c2)
+            cols = self.storage_columns(p0 * c2, p1 * c2)
             # The panel's columns stay in the dask graph: the worker running
             # the task gets its chunks from the store or other workers, never
             # from the client.
@@ -476,7 +473,7 @@ class ChunkedSource:
         sub = max(16, self.memory_budget // (32 * 3 * width * itemsize))
         shape = self.data.numblocks
         parts = self.data.map_blocks(
-            _chunk_error,
+            chunk_error,
             rows_of,
             sub=sub,
             exponent=exponent,
@@ -493,198 +490,3 @@ class ChunkedSource:
         if norm2 == 0:
             return 0.0 if err2 == 0 else float("inf")
         return float(np.sqrt(err2 / norm2))
-
-
-class RowsOf:
-    """Rows of a butterfly operator's dense form, without forming it.
-
-    The chain is cut in two: ``B = L R`` with ``L`` and ``R`` the fused
-    halves as sparse matrices (about ``rank * n**1.5`` nonzeros each), so
-    ``k`` rows cost about ``k * rank * n`` multiply-adds.
-    """
-
-    def __init__(self, op):
-        twiddles, chain = op.twiddles, op.chain
-        if len(chain) == 1:
-            self.left = twiddle_to_sparse(twiddles[0], "csr")
-            self.right = None
-        elif is_chainable(chain):
-            half = len(chain) // 2
-            self.left = twiddle_to_sparse(fuse_twiddles(twiddles, chain, 0, half - 1))
-            self.right = twiddle_to_sparse(
-                fuse_twiddles(twiddles, chain, half, len(chain) - 1)
-            )
-        else:  # pragma: no cover - every fitted chain is chainable
-            self.left = twiddle_to_sparse(twiddles[0], "csr")
-            self.right = twiddle_to_sparse(twiddles[1])
-            for T in twiddles[2:]:
-                self.right = self.right @ twiddle_to_sparse(T)
-        row_perm, col_perm = op.row_perm, op.col_perm
-        self.row_of = None if row_perm is None else np.argsort(row_perm)
-        self.col_of = None if col_perm is None else np.argsort(col_perm)
-
-    def columns(self, c0, c1):
-        """The factor giving the columns ``c0:c1`` (sliced once per chunk)."""
-        right = self.left if self.right is None else self.right
-        if self.col_of is None and (c0, c1) == (0, right.shape[1]):
-            return right
-        cols = slice(c0, c1) if self.col_of is None else self.col_of[c0:c1]
-        return right[:, cols]
-
-    def rows(self, r0, r1, columns):
-        """Entries ``[r0:r1]`` of the operator's ``columns``, a dense array."""
-        rows = slice(r0, r1) if self.row_of is None else self.row_of[r0:r1]
-        if self.right is None:
-            return columns[rows].toarray()
-        return (self.left[rows] @ columns).toarray()
-
-
-def _chunk_error(block, rows_of, sub, exponent, block_info=None):
-    """``[[||A_chunk - A_hat_chunk||^2, ||A_chunk||^2]]`` on ``A / 2**exponent``.
-
-    The chunk is compared with the same entries of ``A_hat``, ``sub`` rows at
-    a time.
-    """
-    from skbutterfly._sources import ldexp
-
-    (r0, r1), (c0, c1) = block_info[0]["array-location"]
-    columns = rows_of.columns(c0, c1)
-    err2 = norm2 = 0.0
-    for start in range(0, r1 - r0, sub):
-        stop = min(start + sub, r1 - r0)
-        diff = rows_of.rows(r0 + start, r0 + stop, columns)
-        ldexp(diff, -exponent, out=diff)
-        part = ldexp(np.asarray(block[start:stop]), -exponent)
-        diff -= part
-        err2 += _squared_norm(diff)
-        norm2 += _squared_norm(part)
-    return np.array([[err2, norm2]])
-
-
-def _squared_norm(X):
-    # einsum's own loop, not BLAS: waking OpenBLAS threads for this small
-    # reduction costs a scheduler time slice (20 ms) on a busy machine.
-    flat = np.ascontiguousarray(X).reshape(-1)
-    if flat.dtype.kind == "c":
-        flat = flat.view(flat.real.dtype)
-    return float(np.einsum("i,i->", flat, flat))
-
-
-def _panel_matrix(block, row_perm, shape, exponent, dtype=None):
-    """The working panel: rows permuted, zero-padded to ``shape``, scaled."""
-    M, C = shape
-    if block is None:
-        return np.zeros(shape, dtype=dtype)
-    m, c = block.shape
-    if row_perm is not None:
-        block = np.take(block, row_perm, axis=0)
-    if (m, c) != (M, C):
-        padded = np.zeros(shape, dtype=block.dtype)
-        padded[:m, :c] = block
-        block = padded
-    if exponent:
-        from skbutterfly._sources import ldexp
-
-        block = ldexp(block, -exponent, out=block if block.flags.writeable else None)
-    return np.ascontiguousarray(block)
-
-
-def solve_panel(
-    block,
-    *,
-    row_perm,
-    shape,
-    exponent,
-    p0,
-    width,
-    dtype,
-    b2,
-    rank,
-    orthonormalize,
-    solver,
-    n_jobs,
-    seed,
-):
-    """The root split's factors of one panel (runs locally or as a Dask task).
-
-    ``block`` holds the panel's stored columns in storage row order (None when
-    the panel is all padding). Returns the panel's left twiddle
-    ``(1, b2, b1, w*rank)`` and right twiddle ``(w, 1, rank*b2, c2)``.
-    """
-    W = _panel_matrix(
-        None if block is None else np.asarray(block, dtype=dtype),
-        row_perm,
-        shape,
-        exponent,
-        dtype=dtype,
-    )
-    M, C = shape
-    ((left, right),) = split_group(
-        [W.reshape(1, 1, M, C)],
-        [b2],
-        [width],
-        rank,
-        orthonormalize=orthonormalize,
-        solver=solver,
-        n_jobs=n_jobs,
-        random_state=np.random.default_rng([seed, p0]),
-    )
-    return left, right
-
-
-class _PanelFiles:
-    """The matrix copied once, by row bands, into one raw file per panel.
-
-    File ``p0`` holds the panel's stored columns (column permutation applied)
-    for all rows in storage order, C-ordered, so that reading a panel back is
-    one sequential read. The folder is deleted by :meth:`cleanup` or when the
-    object is collected.
-    """
-
-    def __init__(self, source, panels, c2):
-        m, n = source.shape
-        self.folder = tempfile.mkdtemp(prefix="skbutterfly-", dir=source.temp_folder)
-        self._finalizer = weakref.finalize(
-            self, shutil.rmtree, self.folder, ignore_errors=True
-        )
-        self.key = (panels, c2)
-        self.dtype = source.dtype
-        self.m = m
-        self.widths = {}
-        columns = {}
-        for p0, p1 in panels:
-            cols = source._storage_columns(p0 * c2, p1 * c2)
-            if cols is not None:
-                columns[p0] = np.arange(n)[cols]
-                self.widths[p0] = len(columns[p0])
-        files = {p0: open(self._path(p0), "wb") for p0 in columns}
-        try:
-            for r0, r1 in source.row_bands(1 / 4):
-                values = source._read_rows(r0, r1)
-                for p0, cols in columns.items():
-                    np.ascontiguousarray(values[:, cols]).tofile(files[p0])
-                del values
-        except BaseException:
-            self.cleanup()
-            raise
-        finally:
-            for f in files.values():
-                f.close()
-
-    def _path(self, p0):
-        return os.path.join(self.folder, f"panel-{p0}.bin")
-
-    def read(self, p0):
-        """The stored columns of the panel starting at column class ``p0``."""
-        width = self.widths[p0]
-        values = np.fromfile(self._path(p0), dtype=self.dtype)
-        if values.size != self.m * width:
-            raise ValueError(
-                f"panel file {self._path(p0)} holds {values.size} values, expected "
-                f"{self.m * width}: the temporary folder was modified during the fit."
-            )
-        return values.reshape(self.m, width)
-
-    def cleanup(self):
-        """Delete the folder."""
-        self._finalizer()
