@@ -28,15 +28,16 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skbutterfly._cache import SplitCache, resolve_memory
+from skbutterfly._chunked import is_chunked
 from skbutterfly._factorize import (
     SVD_SOLVERS,
-    dense_source,
     factorize_core,
     frobenius_norm,
     relative_error,
     scaled,
 )
 from skbutterfly._hierarchical import TREES
+from skbutterfly._sources import as_source
 from skbutterfly._validation import check_finite, check_matrix
 
 __all__ = ["ButterflyApproximator", "butterfly_factorize"]
@@ -262,6 +263,11 @@ class ButterflyApproximator(
 
     def _validate_X(self, X, reset):
         """Validate ``X`` like ``validate_data`` does, letting complex data through."""
+        if reset and is_chunked(X):
+            # A chunked matrix is read chunk by chunk by the fit: only its
+            # number of features is recorded here.
+            validate_data(self, X, skip_check_array=True, reset=True)
+            return X
         if _is_complex(X):
             validate_data(self, X, skip_check_array=True, reset=reset)
             X = check_matrix(X, name="X")
@@ -321,21 +327,22 @@ class ButterflyApproximator(
             ``X @ A_hat.T``.
         """
         X = self._fit(X)
+        if is_chunked(X):
+            X = self._validate_X(X, reset=False)  # the output is as large
         return self._transform(X)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X):
         X = self._validate_X(X, reset=True)
         if self.operator is None:
-            matrix = dense_source(X, name="X")
+            matrix = as_source(X, name="X")
         else:
-            A = check_matrix(self.operator, name="operator", finite=False)
-            if A.shape[1] != X.shape[1]:
+            matrix = as_source(self.operator, name="operator")
+            if matrix.shape[1] != X.shape[1]:
                 raise ValueError(
-                    f"X has {X.shape[1]} features but operator has shape {A.shape}: "
-                    "X must have operator.shape[1] columns."
+                    f"X has {X.shape[1]} features but operator has shape "
+                    f"{matrix.shape}: X must have operator.shape[1] columns."
                 )
-            matrix = dense_source(A, name="operator")
         op, info = self._factorize(matrix, compute_error=True)
         self.operator_ = op
         self.factors_ = op.factors
@@ -414,6 +421,15 @@ class ButterflyApproximator(
             Negative relative Frobenius error.
         """
         check_is_fitted(self)
+        if self.operator is None and is_chunked(X):
+            # Read chunk by chunk, like the fit.
+            source = as_source(X, name="X")
+            if source.shape != self.operator_.shape:
+                raise ValueError(
+                    f"X has shape {source.shape} but the approximated matrix has "
+                    f"shape {self.operator_.shape}."
+                )
+            return -source.relative_error(self.operator_)
         X = self._validate_X(X, reset=False)
         if self.operator is None:
             if X.shape != self.operator_.shape:
@@ -574,6 +590,6 @@ def butterfly_factorize(
         verbose=verbose,
     )
     # The core checks finiteness in its max|A| pass.
-    matrix = dense_source(check_matrix(A, finite=False), name="A")
+    matrix = as_source(A, name="A")
     op, _ = est._factorize(matrix, compute_error=False)
     return op

@@ -39,6 +39,7 @@ from skbutterfly._validation import max_abs
 
 __all__ = [
     "DenseSource",
+    "as_source",
     "frobenius_norm",
     "ldexp",
     "matrix_exponent",
@@ -151,6 +152,23 @@ class DenseSource:
     def frobenius_norm(self):
         """``||A||_F`` without overflow or underflow."""
         return frobenius_norm(self.matrix)
+
+
+def as_source(A, name="A"):
+    """The block source of the matrix ``A`` given by the user, whatever its kind.
+
+    Chunked arrays (dask, zarr, h5py; recognized by their type's module, so
+    without importing them) are read chunk by chunk by
+    :class:`~skbutterfly._chunked.ChunkedSource`; everything else is validated
+    into an in-memory ndarray (:func:`~skbutterfly._factorize.dense_source`).
+    """
+    from skbutterfly._chunked import chunked_source, is_chunked
+    from skbutterfly._factorize import dense_source
+    from skbutterfly._validation import check_matrix
+
+    if is_chunked(A):
+        return chunked_source(A, name=name)
+    return dense_source(check_matrix(A, name=name, finite=False), name=name)
 
 
 def relative_error(op, A):

@@ -1,0 +1,228 @@
+"""Fits of matrices stored in zarr with row chunks: memory and time.
+
+For each size, a noisy butterfly is written to a zarr store chunk by chunk
+(never whole in memory), then fresh processes measure
+
+- one read of the data through dask (``da.from_zarr(path).sum().compute()``),
+- ``butterfly_factorize(Z)`` (the fit alone) and
+  ``ButterflyApproximator().fit(Z)`` (the fit plus its relative error, one
+  more pass over the data), each with the process's peak RSS and peak
+  anonymous memory growth (``/proc/self/status``: VmHWM, RssAnon),
+- the same on a 2-worker ``LocalCluster`` (processes, loopback): the client
+  process's memory growth and the wall time.
+
+Stores are written under ``--folder`` and deleted afterwards. Results go to
+``benchmarks/results/chunked.md``.
+
+Run from the project root::
+
+    python benchmarks/bench_chunked.py --sizes 16384 --cluster-sizes 8192
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results", "chunked.md")
+
+_MEASURE = r"""
+import json, sys, threading, time
+args = json.loads(sys.argv[1])
+
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS", "RssAnon"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+class AnonPeak:
+    # RssAnon has no kernel peak counter: sample it every 10 ms.
+    def __init__(self):
+        self.peak, self.stop = status()["RssAnon"], False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+    def run(self):
+        while not self.stop:
+            self.peak = max(self.peak, status()["RssAnon"])
+            time.sleep(0.01)
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        return self.peak
+
+import numpy as np
+import zarr
+import dask.array as da
+from skbutterfly import ButterflyApproximator, butterfly_factorize
+
+client = cluster = None
+if args["cluster"]:
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    client = Client(cluster)
+Z = zarr.open_array(args["path"], mode="r")
+# Warm up imports, thread pools and the cluster on a small store.
+ButterflyApproximator().fit(zarr.open_array(args["small"], mode="r"))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status()
+anon = AnonPeak()
+start = time.perf_counter()
+if args["what"] == "read":
+    float(da.from_zarr(args["path"]).sum().compute())
+    error = None
+elif args["what"] == "factorize":
+    butterfly_factorize(Z)
+    error = None
+else:
+    error = ButterflyApproximator().fit(Z).relative_error_
+elapsed = time.perf_counter() - start
+peak_anon = anon.close()
+end = status()
+print(json.dumps({
+    "seconds": elapsed,
+    "hwm_growth": end["VmHWM"] - base["VmRSS"],
+    "anon_growth": peak_anon - base["RssAnon"],
+    "error": error,
+}))
+if client is not None:
+    client.close()
+    cluster.close()
+"""
+
+
+def write_store(path, n, noise, chunk_rows, seed=0):
+    """A noisy random butterfly of size n, written band by band to zarr."""
+    import zarr
+
+    from skbutterfly._chain import resolve_architecture
+    from skbutterfly._chunked_error import RowsOf
+    from skbutterfly._operator import ButterflyOperator
+
+    rng = np.random.default_rng(seed)
+    chain, _ = resolve_architecture((n, n), None, 1)
+    twiddles = [rng.standard_normal((a, d, b, c)) for a, b, c, d in chain]
+    rows_of = RowsOf(ButterflyOperator(twiddles))
+    columns = rows_of.columns(0, n)
+    Z = zarr.create_array(
+        store=path, shape=(n, n), chunks=(chunk_rows, n), dtype="f8", overwrite=True
+    )
+    for r0 in range(0, n, chunk_rows):
+        band = rows_of.rows(r0, r0 + chunk_rows, columns)
+        # Gaussian noise of `noise` times the band's RMS (chunk-seeded).
+        scale = noise * np.sqrt(np.mean(band**2))
+        band += scale * np.random.default_rng([seed, r0]).standard_normal(band.shape)
+        Z[r0 : r0 + chunk_rows] = band
+    return Z
+
+
+def measure(what, path, small, cluster=False):
+    args = json.dumps({"what": what, "path": path, "small": small, "cluster": cluster})
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(HERE)}
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[16384])
+    parser.add_argument("--cluster-sizes", type=int, nargs="*", default=[8192])
+    parser.add_argument("--noise", type=float, default=0.01)
+    parser.add_argument("--chunk-mib", type=float, default=32)
+    parser.add_argument("--folder", default=None)
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="bench-chunked-", dir=args.folder)
+    rows = []
+    try:
+        small = os.path.join(folder, "small.zarr")
+        write_store(small, 256, args.noise, 64)
+        plan = [(n, False) for n in args.sizes] + [
+            (n, True) for n in args.cluster_sizes
+        ]
+        for n in sorted({n for n, _ in plan}):
+            path = os.path.join(folder, f"A{n}.zarr")
+            chunk_rows = max(1, int(args.chunk_mib * 2**20) // (8 * n))
+            start = time.perf_counter()
+            write_store(path, n, args.noise, chunk_rows)
+            written = time.perf_counter() - start
+            print(f"n={n}: store written in {written:.1f} s", flush=True)
+            for cluster in sorted({c for m, c in plan if m == n}):
+                where = "2-worker LocalCluster" if cluster else "one process"
+                results = {
+                    what: measure(what, path, small, cluster)
+                    for what in ("read", "factorize", "fit")
+                }
+                print(n, where, results, flush=True)
+                rows.append((n, chunk_rows, where, results, os.getloadavg()))
+            shutil.rmtree(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    write_report(args, rows)
+
+
+def write_report(args, rows):
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    mib = 2**20
+    lines = [
+        "# Chunked fits: matrices in zarr with row chunks",
+        "",
+        "Produced by `python benchmarks/bench_chunked.py "
+        f"--sizes {' '.join(map(str, args.sizes))} --cluster-sizes "
+        f"{' '.join(map(str, args.cluster_sizes))}` (noise {args.noise}, chunks of "
+        f"{args.chunk_mib:g} MiB = whole rows). Each cell is a fresh process; "
+        "memory is the growth over the process's state after a warm-up fit of a "
+        "small store: `VmHWM` growth is the peak resident memory (file pages "
+        "included), `RssAnon` growth is the peak anonymous memory (sampled every "
+        "10 ms). On the cluster, the figures are the client process's.",
+        "",
+        f"Load when written: `{uptime}` (2 cores shared with other engineers' "
+        "jobs; timings are noisy, compare the columns of one row).",
+        "",
+        "| n | matrix | where | one read (`sum`) | `butterfly_factorize` | "
+        "fit + error (`ButterflyApproximator`) | fit / read | peak RSS growth | "
+        "peak anon growth | relative error | load (1/5/15 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, _, where, res, load in rows:
+        size = n * n * 8
+        worst = max(res["factorize"]["hwm_growth"], res["fit"]["hwm_growth"])
+        anon = max(res["factorize"]["anon_growth"], res["fit"]["anon_growth"])
+        lines.append(
+            f"| {n} | {size / 2**30:.2f} GiB | {where} | "
+            f"{res['read']['seconds']:.1f} s | {res['factorize']['seconds']:.1f} s | "
+            f"{res['fit']['seconds']:.1f} s | "
+            f"{res['factorize']['seconds'] / res['read']['seconds']:.1f}x / "
+            f"{res['fit']['seconds'] / res['read']['seconds']:.1f}x | "
+            f"{worst / mib:.0f} MiB ({worst / size:.3f} of A) | "
+            f"{anon / mib:.0f} MiB ({anon / size:.3f} of A) | "
+            f"{res['fit']['error']:.4f} | "
+            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} |"
+        )
+    with open(args.output, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
