@@ -18,7 +18,7 @@ from skbutterfly._factorize import SVD_SOLVERS, relative_error
 from skbutterfly._hierarchical import TREES
 from skbutterfly._operator import ButterflyOperator
 from skbutterfly._validation import check_matrix
-from skbutterfly.datasets import dft_matrix, hadamard_matrix
+from skbutterfly.datasets import dct_matrix, dft_matrix, hadamard_matrix
 
 __all__ = ["main"]
 
@@ -115,13 +115,22 @@ def _print_table(rows, file=sys.stdout):
 def run_demo(args):
     """Factorize the embedded default matrices and print a summary table."""
     n, rng = args.n, np.random.default_rng(0)
+    # A size that is not a power of two: the mixed-radix DFT is exact too.
+    odd = 10 ** max(1, round(np.log10(n)))
     print(
-        f"skbutterfly {__version__} demo: DFT, Hadamard and a smooth kernel of size "
-        f"{n}; apply speed-up measured on {args.vectors} vectors against dense numpy."
+        f"skbutterfly {__version__} demo: DFT, Hadamard, DCT-II and a smooth kernel "
+        f"of size {n}, and the DFT of size {odd}; apply speed-up measured on "
+        f"{args.vectors} vectors against dense numpy."
     )
     rows = [
         _demo_row("DFT", dft_matrix(n), args.vectors, rng, permutation="bit-reversal"),
+        _demo_row(
+            "DFT", dft_matrix(odd), args.vectors, rng, permutation="digit-reversal"
+        ),
         _demo_row("Hadamard", hadamard_matrix(n), args.vectors, rng),
+        _demo_row(
+            "DCT-II", dct_matrix(n), args.vectors, rng, rank=2, permutation="makhoul"
+        ),
     ]
     kernel = _kernel_matrix(n)
     for rank in (1, 2, 4):
@@ -362,8 +371,10 @@ def _parser():
     fit.add_argument(
         "--permutation",
         default=None,
-        help="none (default), bit-reversal, auto, identify, or a .npy file of "
-        "column indices",
+        help="none (default), digit-reversal (the DFT of any composite size), "
+        "bit-reversal (the same, powers of two), makhoul or makhoul-rows (DCT/DST "
+        "at --rank 2), auto (screen these), identify, or a .npy file of column "
+        "indices",
     )
     fit.add_argument(
         "--svd-solver",

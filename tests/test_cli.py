@@ -33,6 +33,15 @@ def test_demo_runs_and_prints_table():
     dft_line = next(line for line in res.stdout.splitlines() if line.startswith("DFT"))
     error = float(dft_line.split("|")[4])
     assert error < 1e-12
+    # A transform whose size is not a power of two, and the real DCT at rank 2.
+    rows = {
+        (line.split("|")[0].strip(), line.split("|")[1].strip()): line.split("|")
+        for line in res.stdout.splitlines()
+        if "|" in line and "x" in line.split("|")[1]
+    }
+    assert float(rows[("DFT", "100x100")][4]) < 1e-12
+    assert float(rows[("DCT-II", "64x64")][4]) < 1e-12
+    assert rows[("DCT-II", "64x64")][3].strip() == "2"
 
 
 def test_fit_then_info(tmp_path):
