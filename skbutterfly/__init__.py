@@ -13,6 +13,7 @@ from skbutterfly._chain import (
 )
 from skbutterfly._diagnostics import ButterflyFitWarning
 from skbutterfly._operator import ButterflyOperator
+from skbutterfly._probes import ProbedOperator
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "ButterflyApproximator",
     "ButterflyFitWarning",
     "ButterflyOperator",
+    "ProbedOperator",
     "__version__",
     "butterfly_chain",
     "butterfly_factorize",

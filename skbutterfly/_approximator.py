@@ -21,6 +21,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import (
+    HasMethods,
     Interval,
     StrOptions,
     validate_params,
@@ -37,6 +38,7 @@ from skbutterfly._factorize import (
     scaled,
 )
 from skbutterfly._hierarchical import TREES
+from skbutterfly._probes import as_linear_operator, is_operator_input
 from skbutterfly._sources import as_source
 from skbutterfly._validation import check_finite, check_matrix
 
@@ -90,10 +92,14 @@ class ButterflyApproximator(
     rank : int, default=1
         Rank of the blocks at every interior interface (1 is the classical
         butterfly; larger ranks give low-rank butterflies).
-    operator : {array-like, sparse matrix} of shape (m, n_features), default=None
+    operator : {array-like, sparse matrix, LinearOperator} of shape \
+            (m, n_features), default=None
         Matrix to approximate. None means approximating the ``X`` given to
         ``fit``; otherwise ``X`` is data only (it fixes ``n_features_in_``), as
-        for :class:`~sklearn.decomposition.SparseCoder`.
+        for :class:`~sklearn.decomposition.SparseCoder`. A
+        :class:`~scipy.sparse.linalg.LinearOperator` (forward and adjoint
+        products) is fitted from random probes without being formed; wrap it
+        in :class:`~skbutterfly.ProbedOperator` to set the probes.
     architecture : sequence of (a, b, c, d), default=None
         Expert override: an explicit chain of Kronecker-sparse patterns, leftmost
         factor first (support ``I_a (x) 1_{b x c} (x) I_d``).
@@ -155,9 +161,15 @@ class ButterflyApproximator(
     depth_ : int
         Number of factors.
     relative_error_ : float
-        ``||A - A_hat||_F / ||A||_F``.
+        ``||A - A_hat||_F / ||A||_F``. For a matrix given as an operator, an
+        estimate from held-back Gaussian probes (see
+        :class:`~skbutterfly.ProbedOperator`).
     reconstruction_err_ : float
-        ``||A - A_hat||_F``.
+        ``||A - A_hat||_F`` (estimated for an operator).
+    n_products_ : dict
+        ``{"forward": int, "adjoint": int}``: the products of the operator
+        used by the fit (probes and error estimate). Defined only when the
+        matrix was given as an operator.
     n_params_ : int
         Number of stored nonzeros of the factors.
     compression_ratio_ : float
@@ -203,7 +215,12 @@ class ButterflyApproximator(
     _parameter_constraints: dict = {
         "depth": [_Int(1, None, closed="left"), None],
         "rank": [_Int(1, None, closed="left")],
-        "operator": ["array-like", "sparse matrix", None],
+        "operator": [
+            "array-like",
+            "sparse matrix",
+            HasMethods(["matvec", "rmatvec"]),
+            None,
+        ],
         "architecture": ["array-like", None],
         "tree": [StrOptions(set(TREES))],
         "orthonormalize": ["boolean"],
@@ -297,9 +314,11 @@ class ButterflyApproximator(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The matrix to approximate, or data with ``operator.shape[1]``
-            features when ``operator`` is set.
+        X : {array-like, sparse matrix, LinearOperator} of shape \
+                (n_samples, n_features)
+            The matrix to approximate (a ``LinearOperator`` is fitted from
+            its products, without being formed), or data with
+            ``operator.shape[1]`` features when ``operator`` is set.
         y : Ignored
             Not used, present here for API consistency by convention.
 
@@ -326,6 +345,11 @@ class ButterflyApproximator(
         X_new : ndarray of shape (n_samples, m)
             ``X @ A_hat.T``.
         """
+        if self.operator is None and is_operator_input(X):
+            raise TypeError(
+                "fit_transform needs data, but X is an operator; use fit(X) and "
+                "the fitted operator_ (or transform some data)."
+            )
         X = self._fit(X)
         if is_chunked(X):
             X = self._validate_X(X, reset=False)  # the output is as large
@@ -333,16 +357,23 @@ class ButterflyApproximator(
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X):
-        X = self._validate_X(X, reset=True)
-        if self.operator is None:
+        if self.operator is None and is_operator_input(X):
+            # Fitted from its products: X is never converted to an array.
             matrix = as_source(X, name="X")
+            self.n_features_in_ = matrix.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
         else:
-            matrix = as_source(self.operator, name="operator")
-            if matrix.shape[1] != X.shape[1]:
-                raise ValueError(
-                    f"X has {X.shape[1]} features but operator has shape "
-                    f"{matrix.shape}: X must have operator.shape[1] columns."
-                )
+            X = self._validate_X(X, reset=True)
+            if self.operator is None:
+                matrix = as_source(X, name="X")
+            else:
+                matrix = as_source(self.operator, name="operator")
+                if matrix.shape[1] != X.shape[1]:
+                    raise ValueError(
+                        f"X has {X.shape[1]} features but operator has shape "
+                        f"{matrix.shape}: X must have operator.shape[1] columns."
+                    )
         op, info = self._factorize(matrix, compute_error=True)
         self.operator_ = op
         self.factors_ = op.factors
@@ -356,6 +387,10 @@ class ButterflyApproximator(
         self.compression_ratio_ = matrix.shape[0] * matrix.shape[1] / op.n_params
         if "identification" in info:
             self.identification_ = info["identification"]
+        if hasattr(matrix, "n_products"):
+            self.n_products_ = dict(matrix.n_products)
+        elif hasattr(self, "n_products_"):
+            del self.n_products_
         return X
 
     def _factorize(self, matrix, *, compute_error):
@@ -421,8 +456,9 @@ class ButterflyApproximator(
             Negative relative Frobenius error.
         """
         check_is_fitted(self)
-        if self.operator is None and is_chunked(X):
-            # Read chunk by chunk, like the fit.
+        if self.operator is None and (is_chunked(X) or is_operator_input(X)):
+            # Read chunk by chunk, like the fit; an operator's error is
+            # estimated on held-back Gaussian probes, like relative_error_.
             source = as_source(X, name="X")
             if source.shape != self.operator_.shape:
                 raise ValueError(
@@ -431,6 +467,14 @@ class ButterflyApproximator(
                 )
             return -source.relative_error(self.operator_)
         X = self._validate_X(X, reset=False)
+        if is_operator_input(self.operator):
+            A = as_linear_operator(self.operator, "operator")
+            reference = np.asarray(A.matmat(X.T)).T
+            err = frobenius_norm(reference - self.operator_.matmat(X.T).T)
+            norm = frobenius_norm(reference)
+            if norm == 0:
+                return 0.0 if err == 0 else -np.inf
+            return -float(err / norm)
         if self.operator is None:
             if X.shape != self.operator_.shape:
                 raise ValueError(
@@ -464,7 +508,7 @@ class ButterflyApproximator(
 
 
 _FUNCTION_CONSTRAINTS = {
-    "A": ["array-like", "sparse matrix"],
+    "A": ["array-like", "sparse matrix", HasMethods(["matvec", "rmatvec"])],
     **{
         name: rule
         for name, rule in ButterflyApproximator._parameter_constraints.items()
@@ -500,10 +544,14 @@ def butterfly_factorize(
 
     Parameters
     ----------
-    A : {array-like, sparse matrix} of shape (m, n)
+    A : {array-like, sparse matrix, LinearOperator} of shape (m, n)
         Matrix to factorize: real or complex, any ``m, n >= 1``. Integer and
         boolean input is converted to float64; float32, float64, complex64 and
-        complex128 are kept.
+        complex128 are kept. A :class:`~scipy.sparse.linalg.LinearOperator`
+        (or anything :func:`~scipy.sparse.linalg.aslinearoperator` accepts
+        that is not an array) is fitted from forward and adjoint products on
+        random probes shared across blocks, without being formed (see
+        :class:`~skbutterfly.ProbedOperator`).
     depth : int, default=None
         Number of factors. None means the finest butterfly for the shape and
         ``rank``. Shapes whose sizes have a prime factor larger than 7 are

@@ -23,8 +23,12 @@ and answers these questions:
 - ``fingerprint()``: a key of ``W``'s content for the split cache, or None
   when the source cannot be fingerprinted cheaply (then nothing is cached).
 
-:class:`DenseSource` reads an in-memory array. The operator source (products
-only) and the chunked source (dask, zarr, HDF5) implement the same methods.
+:class:`DenseSource` reads an in-memory array;
+:class:`~skbutterfly._sketch.OperatorSource` sketches a ``LinearOperator``
+from its products (it also has ``n_products``, the forward and adjoint
+products used, which the estimator reports as ``n_products_``). The chunked
+source (dask, zarr, HDF5) implements the same methods.
+:func:`as_source` picks the source of an input.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -159,15 +163,22 @@ def as_source(A, name="A"):
 
     Chunked arrays (dask, zarr, h5py; recognized by their type's module, so
     without importing them) are read chunk by chunk by
-    :class:`~skbutterfly._chunked.ChunkedSource`; everything else is validated
-    into an in-memory ndarray (:func:`~skbutterfly._factorize.dense_source`).
+    :class:`~skbutterfly._chunked.ChunkedSource`; operators known by their
+    products (a ``LinearOperator``, or what ``aslinearoperator`` accepts that is
+    not an array) are sketched by :class:`~skbutterfly._sketch.OperatorSource`;
+    everything else is validated into an in-memory ndarray
+    (:func:`~skbutterfly._factorize.dense_source`).
     """
     from skbutterfly._chunked import chunked_source, is_chunked
     from skbutterfly._factorize import dense_source
+    from skbutterfly._probes import is_operator_input
+    from skbutterfly._sketch import operator_source
     from skbutterfly._validation import check_matrix
 
     if is_chunked(A):
         return chunked_source(A, name=name)
+    if is_operator_input(A):
+        return operator_source(A, name=name)
     return dense_source(check_matrix(A, name=name, finite=False), name=name)
 
 
