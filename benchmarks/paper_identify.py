@@ -23,7 +23,7 @@ from sklearn import config_context
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
-from skbutterfly._svd import blas_single_thread
+from skbutterfly._block_svd import blas_single_thread
 from skbutterfly.permutation._nested import perms_from_dfs
 from skbutterfly.permutation._residual import abs2, check_square_dyadic
 from skbutterfly.permutation._result import TOL_DOUBLE, TOL_SINGLE, certify

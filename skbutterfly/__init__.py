@@ -15,7 +15,7 @@ from skbutterfly._diagnostics import ButterflyFitWarning
 from skbutterfly._operator import ButterflyOperator
 from skbutterfly._probes import ProbedOperator
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ButterflyApproximator",

@@ -124,8 +124,16 @@ class ButterflyApproximator(
         candidates (best kept). The transform permutations use the exact
         radices of the size, never zero padding. See the user guide page on
         transforms.
-    svd_solver : {"auto", "full", "gram", "randomized"}, default="auto"
-        Solver of the block SVDs.
+    svd_solver : {"auto", "full", "gram", "subspace"}, default="auto"
+        Solver of the block SVDs: ``"full"`` (LAPACK's SVD of every block),
+        ``"gram"`` (eigendecomposition of each block's small Gram matrix),
+        ``"subspace"`` (power steps, then a Chebyshev-filtered subspace
+        iteration, for large blocks at a small rank), or ``"auto"`` (chosen by
+        block shape and rank).
+
+        .. deprecated:: 0.2
+           ``"randomized"`` was renamed ``"subspace"``; it will be removed in
+           0.4.
     n_jobs : int, default=None
         Number of threads over chunks of each batch of block SVDs. ``None``
         means 1 unless in a :obj:`joblib.parallel_config` context. ``-1`` means
@@ -238,7 +246,7 @@ class ButterflyApproximator(
             "array-like",
             None,
         ],
-        "svd_solver": [StrOptions(set(SVD_SOLVERS))],
+        "svd_solver": [StrOptions(set(SVD_SOLVERS), deprecated={"randomized"})],
         "n_jobs": [
             _Int(None, -1, closed="right"),
             _Int(1, None, closed="left"),

@@ -380,7 +380,8 @@ def _parser():
         "--svd-solver",
         choices=SVD_SOLVERS,
         default="auto",
-        help="solver of the block SVDs (default auto)",
+        help="solver of the block SVDs: auto, full, gram or subspace (default auto; "
+        "randomized is the deprecated name of subspace)",
     )
     fit.add_argument(
         "--no-orthonormalize",

@@ -13,6 +13,7 @@ from numbers import Number
 import numpy as np
 from sklearn.utils import check_random_state
 
+from skbutterfly._block_svd import SVD_SOLVERS, canonical_solver
 from skbutterfly._chain import chain_ranks, chain_shape
 from skbutterfly._diagnostics import FitProgress, estimate_relative_error, warn_fit
 from skbutterfly._hierarchical import hierarchical_factorize
@@ -42,8 +43,6 @@ __all__ = [
     "relative_error",
     "scaled",
 ]
-
-SVD_SOLVERS = ("auto", "full", "gram", "randomized")
 
 
 def _resolve_permutation(permutation, shape, choice):
@@ -167,6 +166,7 @@ def factorize_core(
     and a dict with the chain, the padded shape, the chosen permutation's name
     and, when asked or when several permutations compete, the relative error.
     """
+    svd_solver = canonical_solver(svd_solver)
     m, n = matrix.shape
     choice = ChainChoice((m, n), depth, rank, architecture)
     candidates = _resolve_permutation(permutation, (m, n), choice)

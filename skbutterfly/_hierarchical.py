@@ -85,7 +85,7 @@ def hierarchical_factorize(
         orthogonal projection of ``A`` (the error-guaranteed variant). Nodes are
         then split one after the other; without it, the nodes of a tree level
         that share a block shape go through one batched SVD.
-    svd_solver : {"auto", "full", "gram", "randomized"}
+    svd_solver : {"auto", "full", "gram", "subspace"}
         Solver for the batched block SVDs.
     n_jobs : int or None
         Threads over chunks of each SVD batch.

@@ -26,6 +26,7 @@ from math import ceil
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
+from skbutterfly._block_svd import _pad_rank, blas_single_thread, pivot_phases
 from skbutterfly._probes import (
     CheckedProducts,
     ProbedOperator,
@@ -33,7 +34,6 @@ from skbutterfly._probes import (
     working_dtype,
 )
 from skbutterfly._sources import DenseSource
-from skbutterfly._svd import _pad_rank, blas_single_thread, pivot_phases
 from skbutterfly._twiddle import split_twiddles
 
 __all__ = ["OperatorSource", "operator_source"]

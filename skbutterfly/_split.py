@@ -22,16 +22,15 @@ The blocks of a split of ``T`` (shape ``(a, d, B, C)``, ``B = b1*b2``,
 import threading
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.utils import gen_batches, gen_even_slices
 
-from skbutterfly._subspace import dominant_triplets, filter_dtype
-from skbutterfly._svd import (
+from skbutterfly._block_svd import (
+    BatchChunks,
     batched_truncated_svd,
     blas_single_thread,
     choose_svd_solver,
     pivot_phases,
 )
+from skbutterfly._subspace import dominant_triplets, filter_dtype
 from skbutterfly._twiddle import split_blocks, split_twiddles
 
 __all__ = ["THIN_MAX", "block_shape", "split_group", "split_stacked"]
@@ -39,9 +38,6 @@ __all__ = ["THIN_MAX", "block_shape", "split_group", "split_stacked"]
 # Blocks with a side of at most this size that do not settle under power
 # iteration finish on the exact Gram path instead of a wider subspace.
 THIN_MAX = 8
-
-# Below this many multiply-adds the thin path runs serially.
-_PARALLEL_MIN_WORK = 4e6
 
 
 def block_shape(T, b2, c1):
@@ -77,7 +73,7 @@ def split_group(
     """
     b1, c2 = block_shape(twiddles[0], b2s[0], c1s[0])
     resolved = choose_svd_solver(solver, (b1, c2), rank)
-    if resolved in ("gram", "randomized"):
+    if resolved in ("gram", "subspace"):
         return [
             _view_split(
                 T,
@@ -92,21 +88,12 @@ def split_group(
             for T, b2, c1 in zip(twiddles, b2s, c1s)
         ]
     return split_stacked(
-        twiddles,
-        b2s,
-        c1s,
-        rank,
-        orthonormalize=orthonormalize,
-        solver=solver,
-        n_jobs=n_jobs,
-        random_state=random_state,
+        twiddles, b2s, c1s, rank, orthonormalize=orthonormalize, n_jobs=n_jobs
     )
 
 
-def split_stacked(
-    twiddles, b2s, c1s, rank, *, orthonormalize, solver, n_jobs, random_state
-):
-    """Split several twiddles whose blocks share one shape in one batched SVD.
+def split_stacked(twiddles, b2s, c1s, rank, *, orthonormalize, n_jobs):
+    """Split several twiddles whose blocks share one shape in one batched LAPACK SVD.
 
     ``b2s`` and ``c1s`` are per-twiddle sequences (or scalars for all).
     """
@@ -118,9 +105,7 @@ def split_stacked(
     flat = [M.reshape(-1, *M.shape[2:]) for M in stacks]
     stack = flat[0] if n == 1 else np.concatenate(flat)
     del stacks, flat
-    U, S, Vh = batched_truncated_svd(
-        stack, rank, solver=solver, n_jobs=n_jobs, random_state=random_state
-    )
+    U, S, Vh = batched_truncated_svd(stack, rank, n_jobs=n_jobs)
     del stack
     out, offset = [], 0
     for T, b2, c1, shape in zip(twiddles, b2s, c1s, shapes):
@@ -177,7 +162,7 @@ def _view_split(T, b2, c1, rank, orthonormalize, n_jobs, random_state, thin):
             wide = b1 <= c2
             axis = int(np.argmax([a, c1, b2, d]))
             work = V.size * min(b1, c2)
-            _Chunks(axis, V.shape[axis], n_jobs, work).run(
+            BatchChunks(axis, V.shape[axis], n_jobs, work).run(
                 lambda ix: _thin_chunk(
                     V[ix], left_v[ix], right_v[ix], k, wide, orthonormalize
                 )
@@ -249,43 +234,7 @@ def _iterative_split(V, left_v, right_v, k, orthonormalize, n_jobs, rng):
         _store(left_v[ix], right_v[ix], U, R, orthonormalize)
 
     work = V.size * min(b1, c2)
-    _Chunks(axis, V.shape[axis], n_jobs, work, piece=piece).run(solve)
-
-
-class _Chunks:
-    """Slices of one batch axis, run on joblib threads when worth it.
-
-    Without ``piece``, one even slice per job; with it, fixed runs of
-    ``piece`` indices (the unit of work, whatever ``n_jobs``), which the jobs
-    take in even groups.
-    """
-
-    def __init__(self, axis, size, n_jobs, work, piece=None):
-        self.axis = axis
-        n_jobs = min(effective_n_jobs(n_jobs), size)
-        if work < _PARALLEL_MIN_WORK:
-            n_jobs = 1
-        if piece is None:
-            slices = list(gen_even_slices(size, n_jobs)) if n_jobs > 1 else None
-            self.groups = [[s] for s in slices] if slices else [[slice(None)]]
-        else:
-            pieces = list(gen_batches(size, piece))
-            n_groups = min(n_jobs, len(pieces))
-            self.groups = [pieces[g] for g in gen_even_slices(len(pieces), n_groups)]
-
-    def run(self, func):
-        lead = (slice(None),) * self.axis
-
-        def run_group(group):
-            for sl in group:
-                func((*lead, sl))
-
-        if len(self.groups) == 1:
-            run_group(self.groups[0])
-        else:
-            Parallel(n_jobs=len(self.groups), prefer="threads")(
-                delayed(run_group)(group) for group in self.groups
-            )
+    BatchChunks(axis, V.shape[axis], n_jobs, work, piece=piece).run(solve)
 
 
 def _store(left_v, right_v, U, R, orthonormalize):

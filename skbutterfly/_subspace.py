@@ -27,7 +27,7 @@ run as ``X @ M^T`` and ``Y @ M`` on contiguous operands.
 
 import numpy as np
 
-from skbutterfly._svd import pivot_phases
+from skbutterfly._block_svd import pivot_phases
 
 __all__ = ["dominant_triplets", "filter_dtype", "settle_tolerance"]
 

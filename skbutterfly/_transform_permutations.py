@@ -6,6 +6,7 @@ from math import prod
 
 import numpy as np
 
+from skbutterfly._block_svd import blas_single_thread
 from skbutterfly._chain import _gb_factors, resolve_architecture, unpadded_architecture
 from skbutterfly._hierarchical import split_schedule
 from skbutterfly._permutation import (
@@ -13,7 +14,6 @@ from skbutterfly._permutation import (
     candidate_permutations,
     digit_reversal,
 )
-from skbutterfly._svd import blas_single_thread
 from skbutterfly._validation import max_abs
 
 __all__ = [

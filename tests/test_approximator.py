@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skbutterfly import ButterflyApproximator
+from skbutterfly import ButterflyApproximator, butterfly_factorize
 from skbutterfly.datasets import dft_matrix, hadamard_matrix, make_butterfly
 
 
@@ -141,10 +141,22 @@ def test_n_jobs_invariance():
 
 def test_random_state_reproducible():
     A = make_butterfly(256, depth=2, random_state=0, noise=0.3)
-    a = ButterflyApproximator(depth=2, svd_solver="randomized", random_state=3).fit(A)
-    b = ButterflyApproximator(depth=2, svd_solver="randomized", random_state=3).fit(A)
+    a = ButterflyApproximator(depth=2, svd_solver="subspace", random_state=3).fit(A)
+    b = ButterflyApproximator(depth=2, svd_solver="subspace", random_state=3).fit(A)
     for t1, t2 in zip(a.operator_.twiddles, b.operator_.twiddles):
         assert_array_equal(t1, t2)
+
+
+def test_randomized_is_the_deprecated_name_of_subspace():
+    A = make_butterfly(256, depth=2, random_state=0, noise=0.3)
+    new = ButterflyApproximator(depth=2, svd_solver="subspace", random_state=3).fit(A)
+    old = ButterflyApproximator(depth=2, svd_solver="randomized", random_state=3)
+    with pytest.warns(FutureWarning, match="renamed 'subspace'"):
+        old.fit(A)
+    for t1, t2 in zip(new.operator_.twiddles, old.operator_.twiddles):
+        assert_array_equal(t1, t2)
+    with pytest.warns(FutureWarning, match="renamed 'subspace'"):
+        butterfly_factorize(A, depth=2, svd_solver="randomized")
 
 
 @pytest.mark.parametrize(

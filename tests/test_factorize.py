@@ -255,7 +255,7 @@ def test_random_products_by_depth_and_rank(depth, rank, tree):
     assert _rel_error(op, A) < 1e-10
 
 
-@pytest.mark.parametrize("solver", ["auto", "full", "gram", "randomized"])
+@pytest.mark.parametrize("solver", ["auto", "full", "gram", "subspace"])
 def test_every_solver_recovers_products(solver):
     for chain in (
         square_dyadic_chain(256),

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
 
+import skbutterfly._block_svd as svd_module
 import skbutterfly._split as split_module
-import skbutterfly._svd as svd_module
 from skbutterfly import butterfly_factorize, feasible_depth_rank
 
 DTYPES = [np.float64, np.float32, np.complex128, np.complex64]
@@ -152,8 +152,7 @@ def test_n_jobs_gives_identical_results(problem):
     serial = butterfly_factorize(A, n_jobs=1, **kwargs)
     # force the chunked (parallel) paths even for these small problems
     with (
-        mock.patch.object(svd_module, "_PARALLEL_MIN_FLOPS", 0),
-        mock.patch.object(split_module, "_PARALLEL_MIN_WORK", 0),
+        mock.patch.object(svd_module, "PARALLEL_MIN_WORK", 0),
         mock.patch.object(split_module, "_PIECE_BYTES", 1 << 10),
     ):
         parallel = butterfly_factorize(A, n_jobs=2, **kwargs)

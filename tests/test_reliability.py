@@ -597,7 +597,7 @@ def _layouts(A):
         {},
         {"rank": 2},
         {"tree": "left-to-right"},
-        {"svd_solver": "randomized", "orthonormalize": False},
+        {"svd_solver": "subspace", "orthonormalize": False},
         {"permutation": "bit-reversal"},
     ],
     ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default",
@@ -652,7 +652,7 @@ def test_fortran_npy_through_the_command_line(tmp_path):
         {"tree": "left-to-right", "orthonormalize": False},
         {"tree": "right-to-left"},
         {"svd_solver": "full"},
-        {"svd_solver": "randomized"},
+        {"svd_solver": "subspace"},
         {"svd_solver": "gram"},
         {"permutation": "auto"},
         {"rank": 3, "depth": 3},
@@ -724,7 +724,7 @@ def _butterfly_with_zero_blocks(n, seed=0):
 
 @pytest.mark.parametrize("tree", TREES)
 @pytest.mark.parametrize("orthonormalize", [True, False])
-@pytest.mark.parametrize("solver", ["auto", "full", "randomized"])
+@pytest.mark.parametrize("solver", ["auto", "full", "subspace"])
 def test_exactly_zero_blocks_recovered(tree, orthonormalize, solver):
     A = _butterfly_with_zero_blocks(64)
     assert np.count_nonzero(A) < A.size  # really degenerate
@@ -913,7 +913,7 @@ def test_hilbert_matrix_never_worse_than_zero(n):
     "kwargs",
     [
         {},
-        {"svd_solver": "randomized"},
+        {"svd_solver": "subspace"},
         {"permutation": "auto"},
         {"rank": 2},
         {"tree": "right-to-left", "orthonormalize": False},

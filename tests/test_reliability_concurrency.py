@@ -20,8 +20,8 @@ try:  # joblib >= 1.6 uses the cloudpickle package, older ones vendor it
 except ImportError:  # pragma: no cover
     from joblib.externals.cloudpickle import register_pickle_by_value
 
+import skbutterfly._block_svd as svd_module
 import skbutterfly._split as split_module
-import skbutterfly._svd as svd_module
 from skbutterfly import ButterflyApproximator, butterfly_factorize
 from skbutterfly.datasets import make_butterfly
 from skbutterfly.model_selection import (
@@ -125,8 +125,7 @@ def blas_probe(monkeypatch):
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(np.linalg, name, wrapper)
-    monkeypatch.setattr(svd_module, "_PARALLEL_MIN_FLOPS", 0)
-    monkeypatch.setattr(split_module, "_PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(svd_module, "PARALLEL_MIN_WORK", 0)
     # Several cache-sized pieces per split, so that the threads share them.
     monkeypatch.setattr(split_module, "_PIECE_BYTES", 1 << 12)
     return seen
@@ -137,10 +136,10 @@ def blas_probe(monkeypatch):
     [
         {},
         {"svd_solver": "full"},
-        {"svd_solver": "randomized", "rank": 2},
+        {"svd_solver": "subspace", "rank": 2},
         {"tree": "left-to-right", "orthonormalize": False},
     ],
-    ids=["default", "full", "randomized", "ltr"],
+    ids=["default", "full", "subspace", "ltr"],
 )
 def test_fit_under_parallel_config_same_factors_blas_capped(blas_probe, kwargs):
     A = make_butterfly(256, noise=0.05, random_state=0)

@@ -173,7 +173,7 @@ def parameters(draw, shape, invalid=True):
         params["orthonormalize"] = draw(st.booleans())
     if draw(st.booleans()):
         params["svd_solver"] = draw(
-            st.sampled_from(["auto", "full", "gram", "randomized"])
+            st.sampled_from(["auto", "full", "gram", "subspace"])
         )
     if draw(st.integers(0, 3)) == 3:
         params["permutation"] = draw(

@@ -1,4 +1,8 @@
-"""Batched truncated SVDs of stacks of blocks."""
+"""The named block solvers ("full", "gram", "subspace", "auto") on stacks of blocks.
+
+Every solver runs through :func:`~skbutterfly._split.split_group` on a twiddle
+whose blocks are the stack, so each name is tested on the path a fit takes.
+"""
 
 from unittest import mock
 
@@ -6,10 +10,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import skbutterfly._svd as svd_module
-from skbutterfly._svd import batched_truncated_svd, choose_svd_solver
+import skbutterfly._block_svd as svd_module
+from skbutterfly._block_svd import batched_truncated_svd, choose_svd_solver
+from skbutterfly._split import split_group
 
-SOLVERS = ["full", "gram", "randomized", "auto"]
+SOLVERS = ["full", "gram", "subspace", "auto"]
 DTYPES = [np.float64, np.complex128, np.float32, np.complex64]
 
 
@@ -32,6 +37,26 @@ def _low_rank(rng, k, p, q, true_rank, dtype):
     sigma = 2.0 ** -np.arange(true_rank)
     M = (X * sigma) @ np.swapaxes(Y, -1, -2).conj()
     return np.ascontiguousarray(M.astype(dtype))
+
+
+def solve(M, rank, solver="auto", n_jobs=None, random_state=None):
+    """``U, S, Vh`` of every block of the stack ``M`` by the named solver."""
+    batch, (p, q) = M.shape[:-2], M.shape[-2:]
+    T = M.reshape(-1, 1, p, q)
+    ((left, right),) = split_group(
+        [T],
+        [1],
+        [1],
+        rank,
+        orthonormalize=True,
+        solver=solver,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+    U, R = left[:, 0], right[:, 0]
+    S = np.linalg.norm(R, axis=-1)
+    Vh = R / np.where(S > 0, S, 1)[..., None].astype(R.dtype)
+    return U.reshape(*batch, p, -1), S.reshape(*batch, -1), Vh.reshape(*batch, -1, q)
 
 
 def _reference_svd(M):
@@ -68,7 +93,7 @@ def test_singular_values_and_optimal_truncation(solver, dtype, shape, rank):
     """General blocks: exact top singular values and the Eckart-Young error."""
     rng = np.random.default_rng(0)
     M = _random(rng, shape, dtype)
-    U, S, Vh = batched_truncated_svd(M, rank, solver=solver)
+    U, S, Vh = solve(M, rank, solver=solver)
     k, p, q = shape
     assert U.shape == (k, p, rank)
     assert S.shape == (k, rank)
@@ -113,7 +138,7 @@ def test_low_rank_blocks_truncation_is_optimal(solver, dtype, k, p, q, true_rank
     M = _low_rank(rng, k, p, q, true_rank, dtype)
     s_ref = _reference_svd(M)
     scale = s_ref[:, :1]
-    U, S, Vh = batched_truncated_svd(M, rank, solver=solver)
+    U, S, Vh = solve(M, rank, solver=solver)
     r = min(rank, p, q)
     assert_allclose(S[:, :r] / scale, s_ref[:, :r] / scale, atol=10 * _tol(dtype))
     optimal = np.sqrt((s_ref[:, rank:] ** 2).sum(axis=-1))
@@ -126,17 +151,15 @@ def test_low_rank_blocks_truncation_is_optimal(solver, dtype, k, p, q, true_rank
         )
 
 
-def test_randomized_on_large_blocks_with_decaying_spectrum():
+def test_subspace_on_large_blocks_with_decaying_spectrum():
     rng = np.random.default_rng(2)
     k, p, q = 8, 96, 80
     U0, _ = np.linalg.qr(rng.standard_normal((k, p, q)))
     V0, _ = np.linalg.qr(rng.standard_normal((k, q, q)))
     sigma = 10.0 ** -np.arange(q)
     M = (U0 * sigma) @ np.swapaxes(V0, -1, -2)
-    for solver in ("randomized", "auto"):
-        U, S, Vh = batched_truncated_svd(
-            M, 3, solver=solver, random_state=np.random.default_rng(0)
-        )
+    for solver in ("subspace", "auto"):
+        U, S, Vh = solve(M, 3, solver=solver, random_state=np.random.default_rng(0))
         assert_allclose(S, np.broadcast_to(sigma[:3], (k, 3)), rtol=1e-12)
         optimal = np.sqrt((sigma[3:] ** 2).sum())
         assert_allclose(_error(M, U, S, Vh), optimal, rtol=1e-6)
@@ -152,10 +175,10 @@ def test_auto_matches_the_solver_it_chooses():
     ]:
         M = _random(rng, shape, np.float64)
         chosen = choose_svd_solver("auto", shape[1:], rank)
-        assert chosen in ("full", "gram", "randomized")
+        assert chosen in ("full", "gram", "subspace")
         for a, b in zip(
-            batched_truncated_svd(M, rank, solver="auto"),
-            batched_truncated_svd(M, rank, solver=chosen),
+            solve(M, rank, solver="auto"),
+            solve(M, rank, solver=chosen),
         ):
             assert_array_equal(a, b)
     assert choose_svd_solver("full", (64, 64), 1) == "full"
@@ -176,7 +199,7 @@ def test_deterministic_phases(solver, dtype):
         ((5, 64, 60), 2),
     ]:
         M = _random(rng, shape, dtype)
-        U = batched_truncated_svd(M, rank, solver=solver)[0]
+        U = solve(M, rank, solver=solver)[0]
         idx = np.argmax(np.abs(U), axis=-2)[:, None, :]
         pivot = np.take_along_axis(U, idx, axis=-2)[:, 0, :]
         assert (pivot.real > 0).all()
@@ -188,14 +211,14 @@ def test_phases_make_solvers_agree(dtype):
     """With fixed phases the singular vectors themselves do not depend on the solver."""
     rng = np.random.default_rng(5)
     for shape, rank, solvers in [
-        ((50, 2, 9), 2, ("full", "gram", "randomized")),
-        ((50, 9, 2), 2, ("full", "gram", "randomized")),
-        ((20, 6, 7), 3, ("full", "gram", "randomized")),
+        ((50, 2, 9), 2, ("full", "gram", "subspace")),
+        ((50, 9, 2), 2, ("full", "gram", "subspace")),
+        ((20, 6, 7), 3, ("full", "gram", "subspace")),
     ]:
         M = _random(rng, shape, dtype)
-        ref = batched_truncated_svd(M, rank, solver="full")
+        ref = solve(M, rank, solver="full")
         for solver in solvers[1:]:
-            out = batched_truncated_svd(M, rank, solver=solver)
+            out = solve(M, rank, solver=solver)
             for a, b in zip(out, ref):
                 assert_allclose(a, b, atol=1e-9)
 
@@ -208,13 +231,13 @@ def test_phases_make_solvers_agree(dtype):
 def test_chunking_gives_identical_results(solver, dtype):
     """n_jobs=1 and n_jobs=2 (chunked batch axis) give bit-identical factors."""
     rng = np.random.default_rng(6)
-    shape = {"gram": (101, 2, 16), "randomized": (21, 64, 60)}.get(solver, (101, 8, 6))
+    shape = {"gram": (101, 2, 16), "subspace": (21, 64, 60)}.get(solver, (101, 8, 6))
     M = _random(rng, shape, dtype)
     # force the parallel path even for this small batch
-    with mock.patch.object(svd_module, "_PARALLEL_MIN_FLOPS", 0):
-        serial = batched_truncated_svd(M, 2, solver=solver, n_jobs=1)
-        chunked = batched_truncated_svd(M, 2, solver=solver, n_jobs=2)
-        chunked3 = batched_truncated_svd(M, 2, solver=solver, n_jobs=3)
+    with mock.patch.object(svd_module, "PARALLEL_MIN_WORK", 0):
+        serial = solve(M, 2, solver=solver, n_jobs=1)
+        chunked = solve(M, 2, solver=solver, n_jobs=2)
+        chunked3 = solve(M, 2, solver=solver, n_jobs=3)
     for a, b, c in zip(serial, chunked, chunked3):
         assert_array_equal(a, b)
         assert_array_equal(a, c)
@@ -223,21 +246,17 @@ def test_chunking_gives_identical_results(solver, dtype):
 def test_chunking_large_batch_default_threshold():
     rng = np.random.default_rng(7)
     M = rng.standard_normal((3001, 16, 16))  # ~5e7 flops: above the serial threshold
-    serial = batched_truncated_svd(M, 3, solver="full", n_jobs=1)
-    chunked = batched_truncated_svd(M, 3, solver="full", n_jobs=2)
+    serial = solve(M, 3, solver="full", n_jobs=1)
+    chunked = solve(M, 3, solver="full", n_jobs=2)
     for a, b in zip(serial, chunked):
         assert_array_equal(a, b)
 
 
-def test_randomized_seeded():
+def test_subspace_seeded():
     rng = np.random.default_rng(8)
     M = rng.standard_normal((10, 64, 64))
-    a = batched_truncated_svd(
-        M, 2, solver="randomized", random_state=np.random.default_rng(3)
-    )
-    b = batched_truncated_svd(
-        M, 2, solver="randomized", random_state=np.random.default_rng(3)
-    )
+    a = solve(M, 2, solver="subspace", random_state=np.random.default_rng(3))
+    b = solve(M, 2, solver="subspace", random_state=np.random.default_rng(3))
     for x, y in zip(a, b):
         assert_array_equal(x, y)
 
@@ -253,7 +272,7 @@ def test_randomized_seeded():
 def test_rank_larger_than_block_is_zero_padded(solver, dtype, shape, rank):
     rng = np.random.default_rng(9)
     M = _random(rng, shape, dtype)
-    U, S, Vh = batched_truncated_svd(M, rank, solver=solver)
+    U, S, Vh = solve(M, rank, solver=solver)
     k, p, q = shape
     small = min(p, q)
     assert U.shape == (k, p, rank) and S.shape == (k, rank) and Vh.shape == (k, rank, q)
@@ -273,7 +292,7 @@ def test_rank_larger_than_block_is_zero_padded(solver, dtype, shape, rank):
 def test_zero_blocks(solver):
     M = np.zeros((6, 4, 5))
     M[3] = np.outer(np.arange(4.0), np.ones(5))
-    U, S, Vh = batched_truncated_svd(M, 2, solver=solver)
+    U, S, Vh = solve(M, 2, solver=solver)
     for X in (U, S, Vh):
         assert np.isfinite(X).all()
     assert_array_equal(S[[0, 1, 2, 4, 5]], 0)
@@ -284,9 +303,9 @@ def test_zero_blocks(solver):
 def test_leading_batch_shape_kept(solver):
     rng = np.random.default_rng(10)
     M = rng.standard_normal((3, 4, 5, 6))
-    U, S, Vh = batched_truncated_svd(M, 2, solver=solver)
+    U, S, Vh = solve(M, 2, solver=solver)
     assert U.shape == (3, 4, 5, 2) and S.shape == (3, 4, 2) and Vh.shape == (3, 4, 2, 6)
-    flat = batched_truncated_svd(M.reshape(12, 5, 6), 2, solver=solver)
+    flat = solve(M.reshape(12, 5, 6), 2, solver=solver)
     for a, b in zip((U, S, Vh), flat):
         assert_array_equal(a.reshape(b.shape), b)
 
@@ -296,5 +315,17 @@ def test_input_not_modified(solver):
     rng = np.random.default_rng(11)
     M = rng.standard_normal((9, 6, 70))
     before = M.copy()
-    batched_truncated_svd(M, 2, solver=solver, n_jobs=2)
+    solve(M, 2, solver=solver, n_jobs=2)
     assert_array_equal(M, before)
+
+
+def test_stacked_lapack_solver_is_chunked_without_changing_results():
+    rng = np.random.default_rng(12)
+    M = rng.standard_normal((41, 7, 9))
+    with mock.patch.object(svd_module, "PARALLEL_MIN_WORK", 0):
+        serial = batched_truncated_svd(M, 3, n_jobs=1)
+        chunked = batched_truncated_svd(M, 3, n_jobs=2)
+    for a, b in zip(serial, chunked):
+        assert_array_equal(a, b)
+    _, S, _ = serial
+    assert_allclose(S, np.linalg.svd(M, compute_uv=False)[:, :3], rtol=1e-12)

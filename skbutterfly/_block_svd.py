@@ -1,20 +1,49 @@
-"""Batched truncated SVDs of stacks of small blocks, chunked over joblib threads."""
+"""The block solvers of a split, by name, and the one way their batches run in parallel.
+
+Each solver name means one algorithm:
+
+- ``"full"``: LAPACK's SVD of every block of a contiguous stack
+  (:func:`batched_truncated_svd`);
+- ``"gram"``: the eigendecomposition of each block's small Gram matrix, formed
+  on strided views (the thin path of :mod:`skbutterfly._split`);
+- ``"subspace"``: power steps, then a Chebyshev-filtered subspace iteration
+  (:func:`~skbutterfly._subspace.dominant_triplets`), on pieces of the batch
+  that stay in cache.
+
+``"auto"`` picks one per block shape and rank (:func:`choose_svd_solver`).
+Batches are cut by :class:`BatchChunks` and run on joblib threads while BLAS is
+held to one thread (:func:`blas_single_thread`), so that threads times BLAS
+threads never exceed the cores.
+"""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 import threading
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.utils import gen_even_slices
+from sklearn.utils import gen_batches, gen_even_slices
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["batched_truncated_svd", "choose_svd_solver"]
+__all__ = [
+    "SVD_SOLVERS",
+    "BatchChunks",
+    "batched_truncated_svd",
+    "blas_single_thread",
+    "canonical_solver",
+    "choose_svd_solver",
+    "pivot_phases",
+]
 
-# Below this many floating point operations a batch runs serially: joblib's
-# fixed cost (about 10 ms here) would exceed the gain.
-_PARALLEL_MIN_FLOPS = 2e7
+# Accepted values of ``svd_solver``; "randomized" is the 0.1 name of
+# "subspace", kept as a deprecated alias.
+SVD_SOLVERS = ("auto", "full", "gram", "subspace", "randomized")
+
+# Below this many multiply-adds a batch runs serially: joblib's fixed cost
+# (about 10 ms here) would exceed the gain.
+PARALLEL_MIN_WORK = 4e6
 
 _controller = None
 _controller_lock = threading.Lock()
@@ -71,8 +100,22 @@ def choose_svd_solver(solver, block_shape, rank):
         # back to the Gram path for small blocks that do not. With fewer than
         # eight dimensions per wanted vector its filter gains too little per
         # round on noisy low-rank blocks: LAPACK is faster there.
-        return "randomized"
+        return "subspace"
     return "gram" if small <= 8 else "full"
+
+
+def canonical_solver(solver):
+    """The solver's current name (``"randomized"`` is now ``"subspace"``; warns)."""
+    if solver == "randomized":
+        warnings.warn(
+            "svd_solver='randomized' was renamed 'subspace' in 0.2 (it runs the "
+            "subspace iteration of skbutterfly's block solver); the old name "
+            "will be removed in 0.4.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return "subspace"
+    return solver
 
 
 def pivot_phases(U):
@@ -98,54 +141,8 @@ def _svd_full(M, rank):
     return U[..., :rank], S[..., :rank], Vh[..., :rank, :]
 
 
-def _svd_gram(M, rank):
-    """SVD through the eigendecomposition of the small Gram matrix.
-
-    For blocks with one side of size <= 2 this is several times faster than
-    LAPACK's SVD; the small side's Gram matrix is formed in full precision.
-    """
-    p, q = M.shape[-2:]
-    if p <= q:
-        G = M @ np.swapaxes(M, -1, -2).conj()
-        w, U = np.linalg.eigh(G)
-        w, U = w[..., ::-1], U[..., ::-1]
-        U = U[..., :, :rank]
-        W = np.swapaxes(U, -1, -2).conj() @ M  # = S Vh
-        S = np.linalg.norm(W, axis=-1)
-        Vh = W / np.where(S > 0, S, 1)[..., None]
-    else:
-        G = np.swapaxes(M, -1, -2).conj() @ M
-        w, V = np.linalg.eigh(G)
-        w, V = w[..., ::-1], V[..., ::-1]
-        V = V[..., :, :rank]
-        W = M @ V  # = U S
-        S = np.linalg.norm(W, axis=-2)
-        U = W / np.where(S > 0, S, 1)[..., None, :]
-        Vh = np.swapaxes(V, -1, -2).conj()
-    return U, S, Vh
-
-
-def _svd_randomized(M, rank, omega, n_iter):
-    """Randomized subspace iteration on a stack, with a given test matrix."""
-    Q, _ = np.linalg.qr(M @ omega)
-    Mh = np.swapaxes(M, -1, -2).conj()
-    for _ in range(n_iter):
-        Z, _ = np.linalg.qr(Mh @ Q)
-        Q, _ = np.linalg.qr(M @ Z)
-    B = np.swapaxes(Q, -1, -2).conj() @ M
-    Ub, S, Vh = np.linalg.svd(B, full_matrices=False)
-    U = Q @ Ub
-    return U[..., :rank], S[..., :rank], Vh[..., :rank, :]
-
-
-def _svd_chunk(M, rank, solver, omega, n_iter):
-    if solver == "full":
-        out = _svd_full(M, rank)
-    elif solver == "gram":
-        out = _svd_gram(M, rank)
-    else:
-        out = _svd_randomized(M, rank, omega, n_iter)
-    return _flip_phases(*out)
+def _svd_chunk(M, rank):
+    return _flip_phases(*_svd_full(M, rank))
 
 
 def _pad_rank(U, S, Vh, rank):
@@ -162,30 +159,18 @@ def _pad_rank(U, S, Vh, rank):
     return U, S, Vh
 
 
-def batched_truncated_svd(
-    M, rank, *, solver="auto", n_jobs=None, random_state=None, n_iter=4, oversample=8
-):
-    """Rank-``rank`` SVD of every matrix of a stack ``M`` of shape ``(k, p, q)``.
+def batched_truncated_svd(M, rank, *, n_jobs=None):
+    """Rank-``rank`` LAPACK SVD of every matrix of a stack ``M`` of shape ``(k, p, q)``.
 
     Parameters
     ----------
     M : ndarray of shape (k, p, q)
         Stack of blocks (any leading batch shape is flattened).
     rank : int
-        Number of singular triplets kept per block.
-    solver : {"auto", "full", "gram", "randomized"}, default="auto"
-        ``"full"``: LAPACK SVD; ``"gram"``: eigendecomposition of the small
-        Gram matrix (blocks with a side <= 2); ``"randomized"``: subspace
-        iteration; ``"auto"``: chosen by block shape and rank.
+        Number of singular triplets kept per block; blocks smaller than the
+        rank are zero-padded.
     n_jobs : int, default=None
-        Threads over chunks of the batch axis. BLAS is held to one thread.
-    random_state : numpy.random.Generator, default=None
-        Source of the test matrices of the randomized solver. They are drawn for
-        the whole batch before chunking, so results do not depend on ``n_jobs``.
-    n_iter : int, default=4
-        Power iterations of the randomized solver.
-    oversample : int, default=8
-        Extra columns of the randomized test matrix.
+        Threads over even chunks of the batch axis. BLAS is held to one thread.
 
     Returns
     -------
@@ -193,33 +178,20 @@ def batched_truncated_svd(
     S : ndarray of shape (k, rank)
         Real, non-increasing.
     Vh : ndarray of shape (k, rank, q)
+        Phases fixed by :func:`pivot_phases`, so results do not depend on the
+        chunking.
     """
     batch, (p, q) = M.shape[:-2], M.shape[-2:]
     M = M.reshape(-1, p, q)
     k = M.shape[0]
-    solver = choose_svd_solver(solver, (p, q), rank)
-    omega = None
-    if solver == "randomized":
-        width = min(rank + oversample, p, q)
-        if random_state is None:
-            random_state = np.random.default_rng(0)
-        omega = random_state.standard_normal((k, q, width)).astype(M.dtype, copy=False)
-        if np.iscomplexobj(M):
-            omega = omega + 1j * random_state.standard_normal((k, q, width))
-            omega = omega.astype(M.dtype, copy=False)
-    flops = k * p * q * min(p, q) * (4 if solver == "full" else 2 * (2 + n_iter))
-    n_chunks = min(effective_n_jobs(n_jobs), k)
+    parts = {}
+
+    def solve(ix):
+        parts[ix[0].start] = _svd_chunk(M[ix], rank)
+
     with blas_single_thread():
-        if n_chunks <= 1 or flops < _PARALLEL_MIN_FLOPS:
-            U, S, Vh = _svd_chunk(M, rank, solver, omega, n_iter)
-        else:
-            parts = Parallel(n_jobs=n_chunks, prefer="threads")(
-                delayed(_svd_chunk)(
-                    M[s], rank, solver, None if omega is None else omega[s], n_iter
-                )
-                for s in gen_even_slices(k, n_chunks)
-            )
-            U, S, Vh = (np.concatenate(x) for x in zip(*parts))
+        BatchChunks(0, k, n_jobs, k * p * q * min(p, q)).run(solve)
+    U, S, Vh = (np.concatenate(x) for x in zip(*(parts[s] for s in sorted(parts))))
     U, S, Vh = _pad_rank(U, S, Vh, rank)
     r = U.shape[-1]
     return (
@@ -227,3 +199,42 @@ def batched_truncated_svd(
         S.reshape(*batch, r),
         Vh.reshape(*batch, r, q),
     )
+
+
+class BatchChunks:
+    """Slices of one batch axis, run on joblib threads when worth it.
+
+    Without ``piece``, one even slice per job; with it, fixed runs of
+    ``piece`` indices (the unit of work, whatever ``n_jobs``), which the jobs
+    take in even groups. ``work`` (multiply-adds) below
+    :data:`PARALLEL_MIN_WORK` runs serially. Callers hold BLAS to one thread
+    (:func:`blas_single_thread`) around :meth:`run`.
+    """
+
+    def __init__(self, axis, size, n_jobs, work, piece=None):
+        self.axis = axis
+        n_jobs = min(effective_n_jobs(n_jobs), size)
+        if work < PARALLEL_MIN_WORK:
+            n_jobs = 1
+        if piece is None:
+            slices = list(gen_even_slices(size, n_jobs)) if n_jobs > 1 else None
+            self.groups = [[s] for s in slices] if slices else [[slice(0, size)]]
+        else:
+            pieces = list(gen_batches(size, piece))
+            n_groups = min(n_jobs, len(pieces))
+            self.groups = [pieces[g] for g in gen_even_slices(len(pieces), n_groups)]
+
+    def run(self, func):
+        """Call ``func(index)`` for every slice, ``index`` a tuple for ``V[index]``."""
+        lead = (slice(None),) * self.axis
+
+        def run_group(group):
+            for sl in group:
+                func((*lead, sl))
+
+        if len(self.groups) == 1:
+            run_group(self.groups[0])
+        else:
+            Parallel(n_jobs=len(self.groups), prefer="threads")(
+                delayed(run_group)(group) for group in self.groups
+            )
