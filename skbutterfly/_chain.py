@@ -8,6 +8,8 @@ from numbers import Integral
 
 import numpy as np
 
+from skbutterfly._validation import check_int
+
 __all__ = [
     "butterfly_chain",
     "chain_n_params",
@@ -254,8 +256,8 @@ def low_rank_chain(m, n, rank):
     >>> low_rank_chain(6, 8, 2)
     ((1, 6, 2, 1), (1, 2, 8, 1))
     """
-    m, n = _check_positive_int(m, "m"), _check_positive_int(n, "n")
-    rank = _check_positive_int(rank, "rank")
+    m, n = check_int(m, "m"), check_int(n, "n")
+    rank = check_int(rank, "rank")
     return ((1, m, rank, 1), (1, rank, n, 1))
 
 
@@ -428,12 +430,6 @@ def _largest_prime(n):
     return max(largest, n) if n > 1 else largest
 
 
-def _check_positive_int(value, name):
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1.")
-    return int(value)
-
-
 def butterfly_chain(m, n, depth, rank=1):
     """Cheapest non-redundant chain of ``depth`` factors for an ``m x n`` matrix.
 
@@ -468,9 +464,9 @@ def butterfly_chain(m, n, depth, rank=1):
     >>> butterfly_chain(12, 20, 3)
     ((1, 2, 2, 6), (2, 2, 2, 3), (4, 3, 5, 1))
     """
-    m, n = _check_positive_int(m, "m"), _check_positive_int(n, "n")
-    depth = _check_positive_int(depth, "depth")
-    rank = _check_positive_int(rank, "rank")
+    m, n = check_int(m, "m"), check_int(n, "n")
+    depth = check_int(depth, "depth")
+    rank = check_int(rank, "rank")
     skeleton = _any_skeleton(m, n, depth, rank)
     if skeleton is None:
         raise ValueError(_infeasible_message(m, n, depth, rank))
@@ -559,7 +555,7 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
     >>> feasible_depth_rank((16, 16), max_rank_per_depth=3)
     [(1, 1), (2, 1), (2, 2), (3, 1), (4, 1)]
     """
-    m, n = (_check_positive_int(s, "shape") for s in shape)
+    m, n = (check_int(s, "shape") for s in shape)
     best = {}
     for mm, nn in _padding_candidates(m, n):
         for depth in range(1, max_depth(mm, nn, 1) + 1):
@@ -607,7 +603,7 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
         ``shape`` itself, or the larger shape the matrix is zero-padded to.
     """
     m, n = (int(s) for s in shape)
-    rank = _check_positive_int(rank, "rank")
+    rank = check_int(rank, "rank")
     if architecture is not None:
         chain = validate_chain(architecture, shape=(m, n))
         if depth is not None and depth != len(chain):
@@ -623,7 +619,7 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
             )
         return chain, (m, n)
     if depth is not None:
-        depth = _check_positive_int(depth, "depth")
+        depth = check_int(depth, "depth")
         if rank > min(m, n):
             raise ValueError(_padded_infeasible_message(m, n, depth, rank))
         candidates = [(m, n), *_padding_candidates(m, n)]
@@ -691,8 +687,8 @@ def unpadded_architecture(shape, depth=None, rank=1):
         The cheapest chain of shape ``shape`` (non-redundant when one exists),
         or None when there is none.
     """
-    m, n = (_check_positive_int(s, "shape") for s in shape)
-    rank = _check_positive_int(rank, "rank")
+    m, n = (check_int(s, "shape") for s in shape)
+    rank = check_int(rank, "rank")
     if depth is None:
         depth = max(max_depth(m, n, rank), 1)
     skeleton = _any_skeleton(m, n, depth, rank)

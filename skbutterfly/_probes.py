@@ -11,11 +11,13 @@ an exception of the operator into an error naming the parameter and the batch.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import threading
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+from skbutterfly._validation import check_int
 
 __all__ = ["CheckedProducts", "ProbedOperator", "is_operator_input"]
 
@@ -107,9 +109,9 @@ class ProbedOperator(LinearOperator):
         max_probe_bytes=64 << 20,
     ):
         inner = as_linear_operator(operator, "operator")
-        _check_int(oversampling, "oversampling", 0)
-        _check_int(n_error_probes, "n_error_probes", 1)
-        _check_int(max_probe_bytes, "max_probe_bytes", 1)
+        check_int(oversampling, "oversampling", 0)
+        check_int(n_error_probes, "n_error_probes", 1)
+        check_int(max_probe_bytes, "max_probe_bytes", 1)
         if (
             not isinstance(adjoint_ratio, Real)
             or isinstance(adjoint_ratio, bool)
@@ -140,11 +142,6 @@ class ProbedOperator(LinearOperator):
 
     def _adjoint(self):
         return self.operator.H
-
-
-def _check_int(value, name, low):
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}.")
 
 
 def as_linear_operator(A, name):

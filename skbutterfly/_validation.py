@@ -3,11 +3,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import os
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["available_memory", "check_finite", "check_matrix", "max_abs"]
+__all__ = ["available_memory", "check_finite", "check_int", "check_matrix", "max_abs"]
 
 _SUPPORTED_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 
@@ -72,6 +73,13 @@ def _from_frame(A):
         return A.to_numpy(dtype=dtype, na_value=np.nan)
     except (TypeError, ValueError):
         return None
+
+
+def check_int(value, name, low=1):
+    """``value`` as an ``int``: an integer ``>= low`` (not a bool), else an error."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
+    return int(value)
 
 
 def check_matrix(A, name="A", *, finite=True):

@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from numbers import Integral
 
 import numpy as np
 import scipy.fft
@@ -11,6 +10,7 @@ from sklearn.utils import check_random_state
 from skbutterfly._chain import butterfly_chain, resolve_architecture, validate_chain
 from skbutterfly._hidden import make_hidden_butterfly
 from skbutterfly._operator import ButterflyOperator
+from skbutterfly._validation import check_int
 
 __all__ = [
     "dct_matrix",
@@ -24,8 +24,7 @@ __all__ = [
 
 
 def _check_size(n, name="n", power_of_two=False):
-    if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{name}={n!r} must be an integer >= 1.")
+    n = check_int(n, name)
     if power_of_two and n & (n - 1):
         raise ValueError(f"{name}={n!r} must be a power of two.")
     return int(n)
