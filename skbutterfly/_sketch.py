@@ -26,7 +26,12 @@ from math import ceil
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
-from skbutterfly._block_svd import _pad_rank, blas_single_thread, pivot_phases
+from skbutterfly._block_svd import (
+    BatchChunks,
+    _pad_rank,
+    blas_single_thread,
+    pivot_phases,
+)
 from skbutterfly._probes import (
     CheckedProducts,
     ProbedOperator,
@@ -388,16 +393,9 @@ def _nystrom(right, left, psi, rank, budget, n_jobs):
         u, s, vh = _nystrom_chunk(right[chunk], left[chunk], psi_h, rank)
         U[chunk], S[chunk], Vh[chunk] = _pad_rank(u, s, vh, rank)
 
-    chunks = [slice(i, min(i + width, c1)) for i in range(0, c1, width)]
-    workers = min(effective_n_jobs(n_jobs), len(chunks))
+    work = c1 * b2 * (b1 + c2) * k * kl  # multiply-adds, roughly
     with blas_single_thread():
-        if workers <= 1:
-            for chunk in chunks:
-                solve(chunk)
-        else:
-            Parallel(n_jobs=workers, prefer="threads")(
-                delayed(solve)(chunk) for chunk in chunks
-            )
+        BatchChunks(0, c1, n_jobs, work, piece=width).run(lambda ix: solve(ix[0]))
     return U, S, Vh
 
 

@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-
 import numpy as np
 import scipy.fft
 from sklearn.utils import check_random_state
