@@ -162,7 +162,12 @@ def _view_split(T, b2, c1, rank, orthonormalize, n_jobs, random_state, thin):
             wide = b1 <= c2
             axis = int(np.argmax([a, c1, b2, d]))
             work = V.size * min(b1, c2)
-            BatchChunks(axis, V.shape[axis], n_jobs, work).run(
+            # Fixed pieces, whatever n_jobs: a block's Gram matrix and products
+            # are then computed on the same slice (the same memory alignment,
+            # hence the same rounding) for any number of threads.
+            size = V.shape[axis]
+            piece = max(1, _PIECE_BYTES // (V.size // size * V.itemsize))
+            BatchChunks(axis, size, n_jobs, work, piece=piece).run(
                 lambda ix: _thin_chunk(
                     V[ix], left_v[ix], right_v[ix], k, wide, orthonormalize
                 )
