@@ -617,11 +617,13 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
         candidates = [
             (mm, nn)
             for mm, nn in candidates
-            if depth <= depth_bound(mm, nn) and rank <= _rank_bound(mm, nn, depth)
+            if depth <= depth_bound(mm, nn) and rank <= min(mm, nn)
         ]
         # A non-redundant chain (padded if need be) first, then a redundant one.
         for strict in (True, False):
             for mm, nn in candidates:
+                if strict and rank > _rank_bound(mm, nn, depth):
+                    continue  # no non-redundant chain there
                 skeleton = _skeleton(mm, nn, depth, rank, strict)
                 if skeleton is not None:
                     return _chain_from_skeleton(mm, *skeleton, rank), (mm, nn)

@@ -106,3 +106,29 @@ def test_issue_reproducers_finish():
         assert np.array_equal(op.matvec(np.ones(n)), [n])
     chain, padded = resolve_architecture((2**40 + 1, 3), depth=2, rank=2)
     assert padded[0] >= 2**40 + 1 and len(chain) == 2
+
+
+def _exhaustive_resolve(m, n, depth, rank):
+    """The first skeleton over every candidate shape, non-redundant ones first."""
+    from skbutterfly._chain import _skeleton
+
+    for strict in (True, False):
+        for mm, nn in [(m, n), *padding_candidates(m, n)]:
+            if rank <= min(mm, nn) and _skeleton(mm, nn, depth, rank, strict):
+                return mm, nn
+    return None
+
+
+@pytest.mark.parametrize("m", [2, 3, 8, 12, 21, 64, 100])
+def test_pruned_resolution_picks_what_the_exhaustive_one_does(m):
+    """The prime-factor bound only skips non-redundant searches that must fail."""
+    for n in [2, 5, 16, 64]:
+        for depth in range(2, 6):
+            for rank in (1, 2, 4):
+                expected = _exhaustive_resolve(m, n, depth, rank)
+                if expected is None or rank > min(m, n):
+                    with pytest.raises(ValueError):
+                        resolve_architecture((m, n), depth, rank)
+                else:
+                    _, padded = resolve_architecture((m, n), depth, rank)
+                    assert padded == expected, (m, n, depth, rank)
