@@ -12,35 +12,16 @@ import warnings
 
 import numpy as np
 import pytest
+from _reference import scaled_butterfly
 
-from skbutterfly import ButterflyFitWarning, ButterflyOperator, butterfly_factorize
+from skbutterfly import ButterflyFitWarning, butterfly_factorize
 from skbutterfly._block_svd import gram_unreliable
 from skbutterfly._subspace import _gram_triplets
-from skbutterfly.datasets import make_butterfly
 
 SOLVERS = ["auto", "full", "gram", "subspace"]
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 SCALINGS = [(1, 1, 1), (1, 1e-4, 1e-7), (1e-7, 1, 1e-4), (1, 1e-8, 1e-8)]
 TREES = ["balanced", "left-to-right", "right-to-left"]
-
-
-def scaled_butterfly(n, depth, rank, scaling, dtype, seed=0):
-    """Exact butterfly whose every interior interface is scaled by ``scaling``."""
-    complex_ = np.dtype(dtype).kind == "c"
-    _, op = make_butterfly(
-        n,
-        depth=depth,
-        rank=rank,
-        complex=complex_,
-        random_state=seed,
-        return_operator=True,
-    )
-    twiddles = [t.copy() for t in op.twiddles]
-    scale = np.asarray(scaling, dtype=float)
-    for i in range(len(twiddles) - 1):
-        # The last axis of a twiddle is (column digit, interface rank).
-        twiddles[i] = twiddles[i] * np.tile(scale, twiddles[i].shape[-1] // rank)
-    return ButterflyOperator(twiddles).toarray().astype(dtype)
 
 
 def rel_error(D, A):
