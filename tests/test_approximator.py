@@ -7,7 +7,6 @@ from sklearn.base import clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import InvalidParameterError
 
 from skbutterfly import ButterflyApproximator, butterfly_factorize
 from skbutterfly.datasets import dft_matrix, hadamard_matrix, make_butterfly
@@ -157,22 +156,6 @@ def test_randomized_is_the_deprecated_name_of_subspace():
         assert_array_equal(t1, t2)
     with pytest.warns(FutureWarning, match="renamed 'subspace'"):
         butterfly_factorize(A, depth=2, svd_solver="randomized")
-
-
-@pytest.mark.parametrize(
-    "params, match",
-    [
-        ({"depth": 0}, "depth"),
-        ({"rank": 0}, "rank"),
-        ({"tree": "up"}, "tree"),
-        ({"svd_solver": "magic"}, "svd_solver"),
-        ({"permutation": "sideways"}, "permutation"),
-        ({"orthonormalize": "yes"}, "orthonormalize"),
-    ],
-)
-def test_bad_parameters_name_the_parameter(params, match):
-    with pytest.raises(InvalidParameterError, match=match):
-        ButterflyApproximator(**params).fit(np.eye(4))
 
 
 @pytest.mark.parametrize(

@@ -368,6 +368,24 @@ BAD_PARAMETERS = {
         None,
         None,
     ),
+    "column-permutation-short-in-pair": (
+        {"permutation": (np.arange(8), np.arange(7))},
+        "permutation",
+        None,
+        None,
+    ),
+    "permutation-candidate-list": (
+        {"permutation": [np.arange(8), np.arange(9)]},
+        "permutation",
+        None,
+        None,
+    ),
+    "architecture-wrong-shape": (
+        {"architecture": [(1, 2, 2, 4), (2, 2, 2, 4)]},
+        "architecture",
+        None,
+        None,
+    ),
     "column-permutation-floats": (
         {"permutation": (None, [0.5] * 8)},
         "permutation",
