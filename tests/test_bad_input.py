@@ -448,19 +448,6 @@ def test_bad_parameter_command_line(tmp_path, name):
     assert not (tmp_path / "A.npz").exists()
 
 
-def test_permutation_pair_of_integers_is_a_column_permutation():
-    """``(1, 0)`` for n = 2 is the index array [1, 0], not (rows, cols)."""
-    A = np.array([[1.0, 2.0], [3.0, 4.0]])
-    for door in (
-        lambda: butterfly_factorize(A, permutation=(1, 0)),
-        lambda: ButterflyApproximator(permutation=(1, 0)).fit(A).operator_,
-    ):
-        op = door()
-        assert_array_equal(op.col_perm, [1, 0])
-        assert op.row_perm is None
-        assert_allclose(op.toarray(), A, atol=1e-14)
-
-
 # ------------------------------------------------- what every door accepts
 
 ACCEPTED = {
