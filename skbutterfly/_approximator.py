@@ -12,7 +12,6 @@ import os
 from numbers import Integral
 
 import numpy as np
-import scipy.sparse as sp
 from joblib import Memory
 from sklearn.base import (
     BaseEstimator,
@@ -40,23 +39,25 @@ from skbutterfly._factorize import (
 from skbutterfly._hierarchical import TREES
 from skbutterfly._probes import as_linear_operator, is_operator_input
 from skbutterfly._sources import as_source
-from skbutterfly._validation import check_finite, check_matrix
+from skbutterfly._validation import check_matrix
 
 __all__ = ["ButterflyApproximator", "butterfly_factorize"]
 
 
-def _is_complex(X):
-    if sp.issparse(X):
-        return X.dtype.kind == "c"
-    dtype = getattr(X, "dtype", None)
-    if dtype is not None and not hasattr(X, "dtypes"):
-        return np.dtype(dtype).kind == "c"
-    if hasattr(X, "dtypes"):  # pandas DataFrame (extension dtypes have a kind)
-        return any(getattr(d, "kind", "O") == "c" for d in X.dtypes)
-    try:
-        return np.iscomplexobj(np.asarray(X))
-    except (TypeError, ValueError):
-        return False
+def _absolute_error(relative, matrix):
+    """``relative * ||A||_F``, finite whenever the product is.
+
+    When ``||A||_F`` itself overflows, the norm of ``A / 2**e`` is multiplied
+    by ``relative`` first and scaled back after.
+    """
+    with np.errstate(over="ignore"):
+        norm = matrix.frobenius_norm()
+    A = getattr(matrix, "matrix", None)
+    if np.isfinite(norm) or A is None or not np.isfinite(relative):
+        return relative * norm
+    As, exponent = scaled(A)
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(relative * np.linalg.norm(As), exponent))
 
 
 class _Int(Interval):
@@ -287,35 +288,23 @@ class ButterflyApproximator(
         self.verbose = verbose
 
     def _validate_X(self, X, reset):
-        """Validate ``X`` like ``validate_data`` does, letting complex data through."""
+        """``X`` checked by the shared ``check_matrix``; features counted and named."""
         if reset and is_chunked(X):
             # A chunked matrix is read chunk by chunk by the fit: only its
             # number of features is recorded here.
             validate_data(self, X, skip_check_array=True, reset=True)
             return X
-        if _is_complex(X):
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            X = check_matrix(X, name="X")
-            if not reset and X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                    f"expecting {self.n_features_in_} features as input."
-                )
-            return X
-        if np.ma.isMaskedArray(X) and np.ma.getmaskarray(X).any():
-            raise ValueError("X is a masked array with masked entries; fill them.")
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            ensure_all_finite=False,
-            reset=reset,
-        )
-        if sp.issparse(X):
-            return check_matrix(X, name="X")  # densified, with a memory check
-        check_finite(X, "X")  # names the first bad entry
-        return X
+        # The one validator of every door (the function's and the command
+        # line's): what it accepts or refuses is the same here. validate_data
+        # then only records (or checks) the number of features and the names.
+        checked = check_matrix(X, name="X")
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        if not reset and checked.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {checked.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return checked
 
     def fit(self, X, y=None):
         """Factorize ``operator`` (or ``X`` itself when ``operator`` is None).
@@ -390,7 +379,7 @@ class ButterflyApproximator(
         self.permutation_name_ = info["permutation"]
         self.depth_ = op.depth
         self.relative_error_ = info["relative_error"]
-        self.reconstruction_err_ = info["relative_error"] * matrix.frobenius_norm()
+        self.reconstruction_err_ = _absolute_error(info["relative_error"], matrix)
         self.n_params_ = op.n_params
         self.compression_ratio_ = matrix.shape[0] * matrix.shape[1] / op.n_params
         if "identification" in info:

@@ -34,7 +34,9 @@ __all__ = [
     "blas_single_thread",
     "canonical_solver",
     "choose_svd_solver",
+    "gram_unreliable",
     "pivot_phases",
+    "solve_blocks_exactly",
 ]
 
 # Accepted values of ``svd_solver``; "randomized" is the 0.1 name of
@@ -129,6 +131,63 @@ def pivot_phases(U):
     pivot = np.take_along_axis(U, idx, axis=-2)
     mag = np.abs(pivot)
     return np.where(mag > 0, pivot / np.where(mag > 0, mag, 1), 1)
+
+
+# A Gram matrix squares the condition number: the eigenvectors of its ``k``
+# leading eigenvalues move by about ``eps * lambda_1 / gap`` (``gap`` the
+# eigengap at the truncation), which adds about ``eps * lambda_1 / sqrt(gap)``
+# to the block's error. The Gram path keeps a block when that is at most
+# ``GRAM_MAX_COND * eps`` times its norm (exact to machine precision up to
+# that factor) or ``GRAM_TRUNCATION_SHARE`` of the error the truncation
+# leaves anyway; other blocks are solved again by LAPACK.
+GRAM_MAX_COND = 100.0
+GRAM_TRUNCATION_SHARE = 1e-2
+
+
+def gram_unreliable(eigenvalues, k, dtype):
+    """Blocks whose rank-``k`` Gram eigenvectors would lose precision.
+
+    Parameters
+    ----------
+    eigenvalues : ndarray of shape (..., s)
+        Eigenvalues of each block's Gram matrix (``M M^H`` or ``M^H M``) in
+        ascending order, as :func:`numpy.linalg.eigh` returns them.
+    k : int
+        Number of leading eigenvectors kept.
+    dtype : dtype
+        Precision in which the Gram matrices were formed.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (...)
+        True for the blocks whose leading eigenvectors are not accurate enough:
+        their ``k``-th and ``(k+1)``-th eigenvalues are too close compared
+        with the largest (``lambda_1 / gap > GRAM_MAX_COND**2``) while the
+        energy dropped by the truncation is too small to hide the error. A
+        block that keeps all its eigenvectors (``k >= s``) is always exact.
+    """
+    s = eigenvalues.shape[-1]
+    if k >= s:
+        return np.zeros(eigenvalues.shape[:-1], dtype=bool)
+    eps = np.finfo(dtype).eps
+    desc = eigenvalues[..., ::-1].real
+    top = desc[..., 0]
+    with np.errstate(under="ignore", divide="ignore", invalid="ignore"):
+        scale = np.where(top > 0, top, 1)
+        # Relative to lambda_1 (no overflow at any scale); eigenvalues carry
+        # absolute errors of about s * eps * lambda_1, taken off the dropped
+        # energy so that roundoff is not mistaken for truncation.
+        gap = np.maximum(desc[..., k - 1] - desc[..., k], 0) / scale
+        dropped = np.maximum(desc[..., k:].sum(axis=-1) / scale - s * eps, 0)
+        accurate = (gap * GRAM_MAX_COND**2 >= 1) | (
+            eps**2 <= GRAM_TRUNCATION_SHARE**2 * dropped * gap
+        )
+    return ~accurate & (top > 0)
+
+
+def solve_blocks_exactly(M, rank):
+    """Rank-``rank`` LAPACK SVD of a stack, phases fixed (``U``, ``S``, ``Vh``)."""
+    return _svd_chunk(M, rank)
 
 
 def _flip_phases(U, S, Vh):

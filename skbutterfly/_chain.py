@@ -4,10 +4,21 @@
 
 from dataclasses import dataclass
 from functools import lru_cache
+from math import prod
 from numbers import Integral
 
 import numpy as np
 
+from skbutterfly._integers import (
+    deepest_size,
+    depth_bound,
+    divisors,
+    factorize,
+    is_smooth,
+    omega,
+    padding_candidates,
+    search_order,
+)
 from skbutterfly._validation import check_int
 
 __all__ = [
@@ -23,10 +34,6 @@ __all__ = [
     "unpadded_architecture",
     "validate_chain",
 ]
-
-# Sizes whose prime factors are all <= this radix are factorized as they are
-# (mixed radix); other sizes are zero-padded to the next such size.
-_MAX_RADIX = 7
 
 
 @dataclass(frozen=True)
@@ -288,12 +295,6 @@ def monarch_chain(m, n, rank=1):
     return butterfly_chain(m, n, 2, rank)
 
 
-@lru_cache(maxsize=256)
-def _divisors(n):
-    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
-    return tuple(sorted(set(small + [n // d for d in small])))
-
-
 def _rect_skeleton(m, n, depth, rank, strict=True):
     """Cheapest skeleton by dynamic programming over prefix products.
 
@@ -318,7 +319,7 @@ def _rect_skeleton(m, n, depth, rank, strict=True):
         last = step == depth - 1
         half = {}
         for (pb, pc), (cost, bps, cps) in best.items():
-            for cp in _divisors(n // pc):
+            for cp in divisors(n // pc):
                 if last and cp != n // pc:
                     continue
                 if step > 0 and cp < 2:
@@ -332,7 +333,7 @@ def _rect_skeleton(m, n, depth, rank, strict=True):
                     half[key] = (new, bps, (*cps, cp))
         best = {}
         for (pb, pc), (cost, bps, cps) in half.items():
-            for bp in _divisors(m // pb):
+            for bp in divisors(m // pb):
                 if last and bp != m // pb:
                     continue
                 if not last and bp < 2:
@@ -383,7 +384,7 @@ def _square_skeleton(n, depth, rank, strict=True):
         last = step == depth - 1
         nxt = {}
         for pb, (cost, bps) in best.items():
-            for bp in _divisors(n // pb):
+            for bp in divisors(n // pb):
                 if (last and bp != n // pb) or (not last and bp < 2):
                     continue
                 if depth > 1 and (step == 0 or last) and bp <= (rank if strict else 1):
@@ -407,27 +408,6 @@ def _chain_from_skeleton(m, bps, cps, rank):
         chain.append((pc, bps[i] * p, cps[i] * q, m // pb))
         pc *= cps[i]
     return tuple(chain)
-
-
-def _omega(n):
-    """Number of prime factors of ``n`` counted with multiplicity."""
-    count, p = 0, 2
-    while p * p <= n:
-        while n % p == 0:
-            n //= p
-            count += 1
-        p += 1
-    return count + (n > 1)
-
-
-def _largest_prime(n):
-    largest, p = 1, 2
-    while p * p <= n:
-        while n % p == 0:
-            n //= p
-            largest = p
-        p += 1
-    return max(largest, n) if n > 1 else largest
 
 
 def butterfly_chain(m, n, depth, rank=1):
@@ -478,18 +458,23 @@ def max_depth(m, n, rank=1):
 
     Returns 0 when no chain exists (a rank > 1 only fits depths >= 2).
     """
-    upper = min(_omega(m), _omega(n)) + 1
+    upper = min(omega(m), omega(n)) + 1
     for depth in range(upper, 1, -1):
         if _skeleton(m, n, depth, rank) is not None:
             return depth
     return 1 if rank == 1 else 0
 
 
-def max_rank(m, n, depth):
-    """Largest rank of a non-redundant chain of ``depth`` factors (0 if none)."""
+def max_rank(m, n, depth, upper=None):
+    """Largest rank of a non-redundant chain of ``depth`` factors (0 if none).
+
+    ``upper`` caps the search (the answer is then ``min(rank, upper)``).
+    """
     if depth == 1:
         return 1
-    lo, hi = 0, min(m, n)
+    lo, hi = 0, min(m, n, _rank_bound(m, n, depth))
+    if upper is not None:
+        hi = min(hi, upper)
     while lo < hi:  # feasibility is monotone in the rank
         mid = (lo + hi + 1) // 2
         if _skeleton(m, n, depth, mid) is not None:
@@ -497,6 +482,24 @@ def max_rank(m, n, depth):
         else:
             hi = mid - 1
     return lo
+
+
+def _rank_bound(m, n, depth):
+    """An upper bound of :func:`max_rank` from the prime factors alone.
+
+    A non-redundant chain has a first row digit and a last column digit larger
+    than the rank, and ``depth - 2`` interior digits of at least 2 on each
+    side, which take at least the ``depth - 2`` smallest prime factors.
+    """
+    if depth == 1:
+        return 1
+    bound = min(m, n)
+    for size in (m, n):
+        primes = [p for p, e in factorize(size) for _ in range(e)]
+        if len(primes) < depth - 1:
+            return 0
+        bound = min(bound, size // prod(primes[: depth - 2]) - 1)
+    return bound
 
 
 def _shape_text(m, n):
@@ -508,25 +511,6 @@ def _infeasible_message(m, n, depth, rank):
     if rank > min(m, n):
         return msg + f"valid ranks are 1..{min(m, n)}."
     return msg + f"valid depths are 1..{max_depth(m, n, 1)}."
-
-
-def _is_smooth(n):
-    return _largest_prime(n) <= _MAX_RADIX
-
-
-def _smooth_sizes(n):
-    """Sizes ``n' >= n`` with prime factors <= 7, up to the next power of two."""
-    top = 1 << max(int(n - 1).bit_length(), 0)
-    return [k for k in range(n, max(top, n) + 1) if _is_smooth(k)]
-
-
-def _deepest_size(n):
-    return max(_smooth_sizes(n), key=lambda k: (_omega(k), -k))
-
-
-def _padding_candidates(m, n):
-    pairs = [(mm, nn) for mm in _smooth_sizes(m) for nn in _smooth_sizes(n)]
-    return sorted(pairs, key=lambda s: (s[0] * s[1], s))
 
 
 def feasible_depth_rank(shape, max_rank_per_depth=None):
@@ -556,16 +540,23 @@ def feasible_depth_rank(shape, max_rank_per_depth=None):
     [(1, 1), (2, 1), (2, 2), (3, 1), (4, 1)]
     """
     m, n = (check_int(s, "shape") for s in shape)
+    cap = min(m, n)  # ranks never exceed the unpadded shape
+    if max_rank_per_depth is not None:
+        cap = min(cap, max_rank_per_depth)
     best = {}
-    for mm, nn in _padding_candidates(m, n):
-        for depth in range(1, max_depth(mm, nn, 1) + 1):
-            best[depth] = max(best.get(depth, 0), max_rank(mm, nn, depth))
+    # The largest rank per depth over the padded shapes. Bounds from the prime
+    # factors skip every shape that cannot raise it, so that only a few chains
+    # are searched even when there are thousands of padded shapes.
+    for mm, nn in search_order(padding_candidates(m, n)):
+        for depth in range(1, depth_bound(mm, nn) + 1):
+            if best.get(depth, 0) >= min(cap, _rank_bound(mm, nn, depth)):
+                continue
+            rank = max_rank(mm, nn, depth, upper=cap)
+            if rank:
+                best[depth] = max(best.get(depth, 0), rank)
     pairs = []
     for depth in sorted(best):
-        top = min(best[depth], m, n)  # ranks never exceed the unpadded shape
-        if max_rank_per_depth is not None:
-            top = min(top, max_rank_per_depth)
-        for rank in range(1, top + 1):
+        for rank in range(1, best[depth] + 1):
             # Models larger than the dense matrix are left out; their size
             # grows with the rank, so the first one ends the depth.
             if depth > 1 and _resolved_n_params(m, n, depth, rank) > m * n:
@@ -622,15 +613,17 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
         depth = check_int(depth, "depth")
         if rank > min(m, n):
             raise ValueError(_padded_infeasible_message(m, n, depth, rank))
-        candidates = [(m, n), *_padding_candidates(m, n)]
+        candidates = [(m, n), *padding_candidates(m, n)]
         candidates = [
             (mm, nn)
             for mm, nn in candidates
-            if depth <= min(_omega(mm), _omega(nn)) + 1 and rank <= min(mm, nn)
+            if depth <= depth_bound(mm, nn) and rank <= min(mm, nn)
         ]
         # A non-redundant chain (padded if need be) first, then a redundant one.
         for strict in (True, False):
             for mm, nn in candidates:
+                if strict and rank > _rank_bound(mm, nn, depth):
+                    continue  # no non-redundant chain there
                 skeleton = _skeleton(mm, nn, depth, rank, strict)
                 if skeleton is not None:
                     return _chain_from_skeleton(mm, *skeleton, rank), (mm, nn)
@@ -638,8 +631,8 @@ def resolve_architecture(shape, depth=None, rank=1, architecture=None):
     # depth=None: the finest butterfly. Smooth sizes are factorized as they are
     # (mixed radix); other sizes are padded to the smooth size (up to the next
     # power of two) that allows the most factors, the smallest on ties.
-    mm = m if _is_smooth(m) else _deepest_size(m)
-    nn = n if _is_smooth(n) else _deepest_size(n)
+    mm = m if is_smooth(m) else deepest_size(m)
+    nn = n if is_smooth(n) else deepest_size(n)
     if rank > min(m, n):
         raise ValueError(
             f"rank={rank} is not feasible for {_shape_text(m, n)}: valid ranks "
@@ -659,9 +652,12 @@ def _padded_infeasible_message(m, n, depth, rank):
     msg = f"depth={depth} with rank={rank} is not feasible for {_shape_text(m, n)}: "
     if rank > min(m, n):
         return msg + f"valid ranks are 1..{min(m, n)}."
-    deepest = max(
-        max_depth(mm, nn, 1) for mm, nn in [(m, n), *_padding_candidates(m, n)]
-    )
+    deepest = 1
+    pairs = [(m, n), *padding_candidates(m, n)]
+    for mm, nn in sorted(pairs, key=lambda s: -depth_bound(*s)):
+        if depth_bound(mm, nn) <= deepest:
+            break
+        deepest = max(deepest, max_depth(mm, nn, 1))
     return msg + f"valid depths are 1..{deepest}."
 
 

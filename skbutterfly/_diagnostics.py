@@ -221,10 +221,14 @@ def estimate_relative_error(op, A, exponent=0, n_probes=_N_PROBES):
     -------
     error : float
         The estimate; 0 when ``A G`` and ``op G`` are both 0, nan when it is
-        not finite.
+        not finite. When a side of ``A`` has at most ``n_probes`` entries, the
+        error itself (as many products as that side, on the identity).
     """
+    if min(A.shape) <= n_probes:
+        return _thin_relative_error(op, A, exponent)
     rng = np.random.default_rng(_PROBE_SEED)
-    G = rng.standard_normal((A.shape[1], n_probes)).astype(np.finfo(A.dtype).dtype)
+    G = rng.standard_normal((A.shape[1], n_probes))
+    G = G.astype(np.finfo(A.dtype).dtype, copy=False)
     rows = range(0, A.shape[0], _ROW_CHUNK)
     # Half of the scale on the probes, half on the product: neither the probes
     # nor the products leave the floating point range for extreme matrices.
@@ -236,6 +240,32 @@ def estimate_relative_error(op, A, exponent=0, n_probes=_N_PROBES):
         BG = _ldexp(op.matmat(_ldexp(G, -half)), half - exponent)
     norm = float(np.linalg.norm(AG))
     err = float(np.linalg.norm(BG - AG))
+    if not (np.isfinite(norm) and np.isfinite(err)):
+        return float("nan")
+    if norm == 0:
+        return 0.0 if err == 0 else float("inf")
+    return err / norm
+
+
+def _thin_relative_error(op, A, exponent):
+    """``||A - op||_F / ||A||_F`` of a matrix with a short side, exactly.
+
+    ``op`` is applied to the identity of the short side (from the right when it
+    is the number of columns, from the left through the adjoint otherwise):
+    fewer products than the probes, and the dense form is the size of ``A``.
+    """
+    m, n = A.shape
+    half = exponent // 2
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if n <= m:
+            eye = _ldexp(np.eye(n, dtype=A.dtype), -half)
+            B = _ldexp(op.matmat(eye), half - exponent)
+        else:
+            eye = _ldexp(np.eye(m, dtype=A.dtype), -half)
+            B = _ldexp(op.rmatmat(eye), half - exponent).conj().T
+        As = _ldexp(A, -exponent)
+        norm = float(np.linalg.norm(As))
+        err = float(np.linalg.norm(B - As))
     if not (np.isfinite(norm) and np.isfinite(err)):
         return float("nan")
     if norm == 0:

@@ -106,7 +106,8 @@ def _index_array(perm, size, name):
     perm = np.asarray(perm)
     if perm.ndim == 1 and perm.dtype.kind not in "iu":
         raise ValueError(
-            f"{name} must be an integer index array, got dtype {perm.dtype}"
+            f"{name} must be an integer index array, got dtype {perm.dtype} and "
+            f"shape {perm.shape}"
             + (" (cast it with .astype(int))." if perm.dtype.kind == "f" else ".")
         )
     if perm.ndim != 1 or perm.dtype.kind not in "iu" or perm.shape[0] != size:

@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import hashlib
 import threading
 import zipfile
 import zlib
@@ -26,7 +27,9 @@ _READ_ERRORS = (
     zlib.error,
     NotImplementedError,
 )
-FORMAT_VERSION = 1
+# Version 2 adds the number of factors and a SHA-256 checksum of every other
+# entry; version 1 files (0.1) are still read, with the structural checks only.
+FORMAT_VERSION = 2
 
 # Columns per chunk when a dense form is built by applying the operator.
 _DENSE_CHUNK = 512
@@ -338,6 +341,10 @@ class ButterflyOperator(LinearOperator):
     def save(self, file):
         """Save to an ``.npz`` file (plain arrays, no pickle).
 
+        The file (format version 2) holds the shape, the chain, its number of
+        factors, one twiddle per factor, the permutations, and a SHA-256
+        checksum of all of them, which :meth:`load` verifies.
+
         Parameters
         ----------
         file : str, path-like or file-like
@@ -348,6 +355,7 @@ class ButterflyOperator(LinearOperator):
             "format_version": np.array(FORMAT_VERSION),
             "shape": np.array(self.shape, dtype=np.int64),
             "chain": np.array(self.chain, dtype=np.int64),
+            "n_factors": np.array(len(self.twiddles), dtype=np.int64),
             "dtype": np.array(np.dtype(self.dtype).str),
         }
         for i, t in enumerate(self.twiddles):
@@ -356,11 +364,18 @@ class ButterflyOperator(LinearOperator):
             arrays["col_perm"] = self.col_perm.astype(np.int64)
         if self.row_perm is not None:
             arrays["row_perm"] = self.row_perm.astype(np.int64)
+        arrays["checksum"] = np.array(_payload_digest(arrays))
         np.savez_compressed(file, **arrays)
 
     @classmethod
     def load(cls, file):
-        """Load an operator saved by :meth:`save`.
+        """Load an operator saved by :meth:`save`: the whole file or an error.
+
+        A file of format version 2 is verified against its SHA-256 checksum
+        and its stored number of factors; a version 1 file (skbutterfly 0.1,
+        no checksum) is accepted when its entries are consistent: exactly one
+        twiddle per pattern of its chain, of the chain's shapes, and no other
+        entry. Save it again to upgrade it.
 
         Parameters
         ----------
@@ -376,46 +391,32 @@ class ButterflyOperator(LinearOperator):
         FileNotFoundError
             If the file does not exist.
         ValueError
-            If the file is not a readable skbutterfly operator file.
+            If the file is not a whole, readable skbutterfly operator file; the
+            message names the file and the reason.
         """
         try:
             data = np.load(file, allow_pickle=False)
         except FileNotFoundError:
             raise
         except _READ_ERRORS as exc:
-            raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
+            raise ValueError(
+                f"cannot read {file!s} as an .npz file: {_why(exc)}"
+            ) from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError(f"{file!s} is a single array, not an operator .npz file.")
         try:
             with data:
                 contents = {key: data[key] for key in data.files}
         except _READ_ERRORS as exc:
-            raise ValueError(f"cannot read {file!s} as an .npz file: {exc}") from None
+            raise ValueError(
+                f"cannot read {file!s} as an .npz file: {_why(exc)}"
+            ) from None
         fmt = contents.get("format")
         if fmt is None or fmt.shape != () or str(fmt) != FORMAT_NAME:
             raise ValueError(f"{file!s} is not a skbutterfly operator file.")
-        version = contents.get("format_version")
-        if (
-            version is None
-            or version.shape != ()
-            or version.dtype.kind not in "iu"
-            or int(version) < 1
-        ):
-            raise ValueError(f"{file!s} has no valid format version (an integer >= 1).")
-        version = int(version)
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{file!s} has format version {version}; this skbutterfly reads "
-                f"versions up to {FORMAT_VERSION}."
-            )
+        version = _format_version(contents, file)
         try:
-            chain = [tuple(int(v) for v in p) for p in contents["chain"]]
-            for i in range(len(chain)):
-                twiddle = contents[f"twiddle_{i}"]
-                if twiddle.dtype.kind not in "fc":
-                    raise ValueError("twiddles must be float or complex arrays")
-                if not np.isfinite(twiddle).all():
-                    raise ValueError(f"twiddle_{i} contains NaN or infinity")
+            chain = _verified_chain(contents, version)
             twiddles = [contents[f"twiddle_{i}"] for i in range(len(chain))]
             op = cls(
                 twiddles,
@@ -423,8 +424,116 @@ class ButterflyOperator(LinearOperator):
                 col_perm=contents.get("col_perm"),
                 row_perm=contents.get("row_perm"),
             )
+            if op.chain != tuple(chain):
+                raise ValueError("the twiddles do not have the shapes of the chain")
+            stored = contents.get("dtype")
+            if stored is not None and str(stored) != np.dtype(op.dtype).str:
+                raise ValueError(
+                    f"the stored dtype {str(stored)!r} is not the twiddles' "
+                    f"{np.dtype(op.dtype).str!r}"
+                )
         except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise ValueError(f"{file!s} is a corrupted operator file: {exc}") from None
-        if op.chain != tuple(chain):
-            raise ValueError(f"{file!s} is a corrupted operator file: chain mismatch.")
+            raise ValueError(
+                f"{file!s} is a corrupted operator file: {_why(exc)}"
+            ) from None
         return op
+
+
+# Entries of an operator file other than the twiddles.
+_FILE_ENTRIES = {
+    "format",
+    "format_version",
+    "shape",
+    "chain",
+    "n_factors",
+    "dtype",
+    "col_perm",
+    "row_perm",
+    "checksum",
+}
+
+
+def _payload_digest(arrays):
+    """SHA-256 (hex) of every entry but the checksum: names, dtypes, shapes, bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        if key == "checksum":
+            continue
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _format_version(contents, file):
+    version = contents.get("format_version")
+    if (
+        version is None
+        or version.shape != ()
+        or version.dtype.kind not in "iu"
+        or int(version) < 1
+    ):
+        raise ValueError(f"{file!s} has no valid format version (an integer >= 1).")
+    version = int(version)
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{file!s} has format version {version}; this skbutterfly reads "
+            f"versions up to {FORMAT_VERSION}."
+        )
+    return version
+
+
+def _verified_chain(contents, version):
+    """The chain of a file whose entries are whole and consistent, else an error."""
+    if version >= 2:
+        checksum = contents.get("checksum")
+        if checksum is None or checksum.shape != () or checksum.dtype.kind != "U":
+            raise ValueError("its checksum is missing")
+        if str(checksum) != _payload_digest(contents):
+            raise ValueError(
+                "its SHA-256 checksum does not match its contents (the file was "
+                "damaged or changed after it was saved)"
+            )
+    chain = contents["chain"]
+    if chain.ndim != 2 or chain.shape[1] != 4 or chain.dtype.kind not in "iu":
+        raise ValueError(f"the chain must be an (L, 4) integer array, got {chain!r}")
+    chain = [tuple(int(v) for v in p) for p in chain]
+    if version >= 2:
+        n_factors = contents.get("n_factors")
+        if n_factors is None or n_factors.shape != () or n_factors.dtype.kind != "i":
+            raise ValueError("its number of factors is missing")
+        if int(n_factors) != len(chain):
+            raise ValueError(
+                f"it stores {int(n_factors)} factors but its chain lists {len(chain)}"
+            )
+    twiddles = {key for key in contents if key.startswith("twiddle_")}
+    expected = {f"twiddle_{i}" for i in range(len(chain))}
+    if len(twiddles) != len(chain):
+        raise ValueError(
+            f"it holds {len(twiddles)} twiddles but its chain lists "
+            f"{len(chain)} factors"
+        )
+    if twiddles != expected:
+        raise ValueError(f"its twiddles {sorted(twiddles)} are not numbered 0..L-1")
+    unknown = set(contents) - _FILE_ENTRIES - twiddles
+    if unknown:
+        raise ValueError(f"it has unexpected entries {sorted(unknown)}")
+    for key in sorted(twiddles):
+        twiddle = contents[key]
+        if twiddle.dtype.kind not in "fc":
+            raise ValueError(f"{key} is not a float or complex array")
+        if not np.isfinite(twiddle).all():
+            raise ValueError(f"{key} contains NaN or infinity")
+    return chain
+
+
+def _why(exc):
+    """The message of ``exc``, never empty (some read errors carry none)."""
+    text = str(exc).strip().rstrip(":").strip()
+    if isinstance(exc, KeyError) and exc.args:
+        return f"the entry {exc.args[0]!r} is missing"
+    if text:
+        return text
+    if isinstance(exc, EOFError):
+        return "the data ends early (the file is truncated)"
+    return f"{type(exc).__name__} without a message (the file is damaged)"

@@ -28,7 +28,9 @@ from skbutterfly._block_svd import (
     batched_truncated_svd,
     blas_single_thread,
     choose_svd_solver,
+    gram_unreliable,
     pivot_phases,
+    solve_blocks_exactly,
 )
 from skbutterfly._subspace import dominant_triplets, filter_dtype
 from skbutterfly._twiddle import split_blocks, split_twiddles
@@ -140,10 +142,10 @@ def assemble_split(T, b2, c1, U, S, Vh, orthonormalize):
 
 
 def _top_eigvecs(G, rank):
-    """Eigenvectors of the ``rank`` largest eigenvalues of Hermitian stacks."""
-    _, vecs = np.linalg.eigh(G)
+    """Eigenvalues (ascending) and the eigenvectors of the ``rank`` largest."""
+    values, vecs = np.linalg.eigh(G)
     k = min(rank, G.shape[-1])
-    return vecs[..., ::-1][..., :k]
+    return values, vecs[..., ::-1][..., :k]
 
 
 def _view_split(T, b2, c1, rank, orthonormalize, n_jobs, random_state, thin):
@@ -254,11 +256,16 @@ def _store(left_v, right_v, U, R, orthonormalize):
 
 
 def _thin_chunk(V, left_v, right_v, k, wide, orthonormalize):
-    """Fill the left/right factor views for the blocks ``V`` (..., b1, c2)."""
+    """Fill the left/right factor views for the blocks ``V`` (..., b1, c2).
+
+    Blocks whose Gram eigenvectors would lose precision
+    (:func:`~skbutterfly._block_svd.gram_unreliable`) are solved again, all
+    at once, by LAPACK's SVD.
+    """
     if wide:
         # G = M M^H (b1 x b1); U from its eigenvectors; then W = U^H M = S Vh.
         G = np.vecdot(V[..., None, :, :], V[..., :, None, :])
-        U = _top_eigvecs(G, k)
+        values, U = _top_eigvecs(G, k)
         U = U * pivot_phases(U).conj()
         np.matmul(np.swapaxes(U, -1, -2).conj(), V, out=right_v)
         S = np.linalg.norm(right_v, axis=-1)
@@ -272,7 +279,7 @@ def _thin_chunk(V, left_v, right_v, k, wide, orthonormalize):
         # G = M^H M (c2 x c2); V_r from its eigenvectors; then P = M V_r = U S.
         Vt = np.swapaxes(V, -1, -2)
         G = np.vecdot(Vt[..., :, None, :], Vt[..., None, :, :])
-        Vr = _top_eigvecs(G, k)
+        values, Vr = _top_eigvecs(G, k)
         np.matmul(V, Vr, out=left_v)
         S = np.linalg.norm(left_v, axis=-2)
         left_v /= np.where(S > 0, S, 1)[..., None, :]
@@ -285,3 +292,19 @@ def _thin_chunk(V, left_v, right_v, k, wide, orthonormalize):
             root = np.sqrt(S)
             left_v *= root[..., None, :]
             right_v[...] = root[..., :, None] * Vh
+    bad = gram_unreliable(values, k, G.dtype)
+    if bad.any():
+        _solve_exactly(V, left_v, right_v, np.nonzero(bad), k, orthonormalize)
+
+
+def _solve_exactly(V, left_v, right_v, index, k, orthonormalize):
+    """Overwrite the factors of the blocks ``V[index]`` with LAPACK's SVD."""
+    U, S, Vh = solve_blocks_exactly(V[index], k)
+    S = S.astype(U.dtype, copy=False)
+    if orthonormalize:
+        left_v[index] = U
+        right_v[index] = S[..., :, None] * Vh
+    else:
+        root = np.sqrt(S)
+        left_v[index] = U * root[..., None, :]
+        right_v[index] = root[..., :, None] * Vh

@@ -27,7 +27,7 @@ run as ``X @ M^T`` and ``Y @ M`` on contiguous operands.
 
 import numpy as np
 
-from skbutterfly._block_svd import pivot_phases
+from skbutterfly._block_svd import gram_unreliable, pivot_phases
 
 __all__ = ["dominant_triplets", "filter_dtype", "settle_tolerance"]
 
@@ -341,23 +341,34 @@ def _finish(M, Q, Z):
 
 
 def _gram_triplets(M, Mt, k):
-    """Exact triplets from the Gram matrix of the smaller side (small blocks)."""
+    """Exact triplets from the Gram matrix of the smaller side (small blocks).
+
+    Blocks whose Gram eigenvectors would lose precision
+    (:func:`~skbutterfly._block_svd.gram_unreliable`) are solved again, all
+    at once, by LAPACK's SVD.
+    """
     b1, c2 = M.shape[-2:]
     if b1 <= c2:
         G = np.matmul(M, Mt.conj())  # M M^H
-        _, U = np.linalg.eigh(G)
+        values, U = np.linalg.eigh(G)
         U = U[..., ::-1][..., :k]
-        phase = pivot_phases(U)
-        U = U * phase.conj()
-        return U, np.matmul(np.swapaxes(U, -1, -2).conj(), M)
-    G = np.matmul(Mt.conj(), M)  # M^H M
-    _, V = np.linalg.eigh(G)
-    P = np.matmul(M, V[..., ::-1][..., :k])  # U S
-    S = np.sqrt(_sq_norms(np.swapaxes(P, -1, -2)))
-    U = P / np.where(S > 0, S, 1)[..., None, :]
+    else:
+        G = np.matmul(Mt.conj(), M)  # M^H M
+        values, V = np.linalg.eigh(G)
+        P = np.matmul(M, V[..., ::-1][..., :k])  # U S
+        S = np.sqrt(_sq_norms(np.swapaxes(P, -1, -2)))
+        U = P / np.where(S > 0, S, 1)[..., None, :]
+    bad = gram_unreliable(values, k, G.dtype)
+    if bad.any():
+        U[bad] = _lapack_vectors(M[bad], k)
     phase = pivot_phases(U)
     U = U * phase.conj()
     return U, np.matmul(np.swapaxes(U, -1, -2).conj(), M)
+
+
+def _lapack_vectors(M, k):
+    """The ``k`` leading left singular vectors of every block, by LAPACK."""
+    return np.linalg.svd(M, full_matrices=False)[0][..., :k]
 
 
 def _lapack(M, k):

@@ -65,7 +65,10 @@ def _from_frame(A):
     complex128) here, missing values becoming NaN (reported by the finiteness
     check). Returns None when the frame is not all-numeric.
     """
-    kinds = [getattr(dtype, "kind", "O") for dtype in A.dtypes]
+    dtypes = A.dtypes
+    if not hasattr(dtypes, "__iter__"):  # a Series: one dtype
+        dtypes = [dtypes]
+    kinds = [getattr(dtype, "kind", "O") for dtype in dtypes]
     if not kinds or any(k not in "biufc" for k in kinds):
         return None
     dtype = np.complex128 if "c" in kinds else np.float64
@@ -85,16 +88,19 @@ def check_int(value, name, low=1):
 def check_matrix(A, name="A", *, finite=True):
     """Validate a matrix to factorize and return it as a supported ndarray.
 
-    Integers and booleans become float64, float16 becomes float32, other
-    float and complex types become float64 or complex128; NaN, inf, empty
-    arrays, arrays that are not 2-D, masked arrays with masked entries and
-    non-numeric dtypes raise. Sparse input is densified (a ``ValueError`` is
-    raised when its dense form would not fit in the available memory); pandas
-    frames with nullable numeric columns become float64 or complex128. The
-    result is C-contiguous: C-ordered arrays of a supported dtype, memory maps
-    included, are returned as views without a copy; Fortran-ordered and
-    strided arrays are copied once. ``finite=False`` leaves the NaN/inf check
-    (one pass over the matrix) to the caller.
+    This is the one validator of every front door (the function, the estimator and
+    the command line). Integers and booleans become float64, float16 becomes
+    float32, other float and complex types become float64 or complex128, object
+    arrays holding only numbers become float64 (complex128 if one is complex); NaN,
+    inf, empty arrays, arrays that are not 2-D, masked arrays with masked entries,
+    strings (numeric or not, in string or object arrays), datetimes, timedeltas and
+    structured dtypes raise. Sparse input is densified (a ``ValueError`` is raised
+    when its dense form would not fit in the available memory); pandas frames with
+    nullable numeric columns become float64 or complex128. The result is
+    C-contiguous: C-ordered arrays of a supported dtype, memory maps included, are
+    returned as views without a copy; Fortran-ordered and strided arrays are copied
+    once. ``finite=False`` leaves the NaN/inf check (one pass over the matrix) to
+    the caller.
     """
     if sp.issparse(A):
         A = _densify(A, name)
@@ -115,6 +121,8 @@ def check_matrix(A, name="A", *, finite=True):
             if frame is not None:
                 converted = frame
         A = converted
+        if A.dtype.kind == "O":
+            A = _from_objects(A, name)
     else:
         raise TypeError(
             f"{name} must be an array-like or a scipy sparse matrix, got "
@@ -128,9 +136,19 @@ def check_matrix(A, name="A", *, finite=True):
     if A.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}."
+            + (
+                f" Reshape your data: {name}.reshape(-1, 1) for one column, "
+                f"{name}.reshape(1, -1) for one row."
+                if A.ndim == 1
+                else ""
+            )
         )
     if 0 in A.shape:
-        raise ValueError(f"{name} must be non-empty, got shape {A.shape}.")
+        what = "sample(s)" if A.shape[0] == 0 else "feature(s)"
+        raise ValueError(
+            f"{name} must be non-empty, got 0 {what} (shape={A.shape}) while a "
+            "minimum of 1 is required."
+        )
     if A.dtype.kind in "biu":
         A = A.astype(np.float64, order="C")
     elif A.dtype == np.float16:
@@ -146,6 +164,31 @@ def check_matrix(A, name="A", *, finite=True):
     if finite:
         check_finite(A, name=name)
     return A
+
+
+def _from_objects(A, name):
+    """An object array of numbers as float64 or complex128; other objects raise.
+
+    Numbers (Python or numpy scalars, bools) are converted, None becomes NaN
+    (which the finiteness check then names); strings are refused as in string
+    arrays, although ``float("1")`` would accept them.
+    """
+    is_text = np.frompyfunc(lambda v: isinstance(v, (str, bytes)), 1, 1)
+    if A.size and np.any(np.asarray(is_text(A), dtype=bool)):
+        raise TypeError(
+            f"{name} must have a numeric dtype (bool, integer, float or complex), "
+            "got an object array holding strings; convert them to numbers first."
+        )
+    try:
+        return A.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        first = exc
+    try:
+        return A.astype(np.complex128)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} is an object array whose entries are not all numbers: {first}"
+        ) from None
 
 
 def check_finite(A, name="A"):

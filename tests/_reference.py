@@ -16,3 +16,30 @@ def place_like_operator(op, padded):
     cols = np.arange(n) if op.col_perm is None else op.col_perm
     out[np.ix_(rows, cols)] = B
     return out
+
+
+def scaled_butterfly(n, depth, rank, scaling, dtype, seed=0):
+    """Exact butterfly whose every interior interface is scaled by ``scaling``.
+
+    The factors of ``make_butterfly`` are drawn, then the ``rank`` columns of
+    every interface (the last axis of a twiddle is the column digit, then the
+    interface index) are multiplied by ``scaling``: the blocks of every split
+    then have singular values spread like ``scaling``.
+    """
+    from skbutterfly import ButterflyOperator
+    from skbutterfly.datasets import make_butterfly
+
+    complex_ = np.dtype(dtype).kind == "c"
+    _, op = make_butterfly(
+        n,
+        depth=depth,
+        rank=rank,
+        complex=complex_,
+        random_state=seed,
+        return_operator=True,
+    )
+    twiddles = [t.copy() for t in op.twiddles]
+    scale = np.asarray(scaling, dtype=float)
+    for i in range(len(twiddles) - 1):
+        twiddles[i] = twiddles[i] * np.tile(scale, twiddles[i].shape[-1] // rank)
+    return ButterflyOperator(twiddles).toarray().astype(dtype)

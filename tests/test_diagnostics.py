@@ -222,3 +222,26 @@ def test_verbose_zero_prints_nothing(capsys):
     with pytest.warns(ButterflyFitWarning):
         butterfly_factorize(dft(64))  # warns, prints nothing
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("shape", [(3, 64), (64, 5), (8, 8), (1, 100)])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_error_of_a_thin_matrix_is_exact_not_probed(shape, dtype):
+    """A side of at most 8 entries: the error on the identity (fewer products)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * rng.standard_normal(shape)
+    op = butterfly_factorize(A, depth=2) if min(shape) > 1 else butterfly_factorize(A)
+    exact = relative_error(op, A)
+    assert estimate_relative_error(op, A) == pytest.approx(exact, rel=1e-12, abs=1e-15)
+    # At the top of the range, with the exponent the fit uses (no overflow).
+    big = A * 2.0**1000
+    op = (
+        butterfly_factorize(big, depth=2)
+        if min(shape) > 1
+        else butterfly_factorize(big)
+    )
+    with np.errstate(over="raise"):
+        scaled = estimate_relative_error(op, big, exponent=1001)
+    assert scaled == pytest.approx(relative_error(op, big), rel=1e-12, abs=1e-15)

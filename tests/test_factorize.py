@@ -475,22 +475,7 @@ def test_auto_permutation_on_a_permuted_butterfly():
         assert _rel_error(op, A) < 1e-10
 
 
-@pytest.mark.parametrize(
-    "permutation",
-    [
-        np.arange(15),
-        np.zeros(16, dtype=int),
-        np.arange(16.0),
-        np.arange(16).reshape(4, 4),
-        "not-a-permutation",
-        (np.arange(16), np.arange(15)),
-        [np.arange(16), np.arange(17)],
-    ],
-    ids=["short", "duplicates", "float", "2-D", "string", "tuple", "list"],
-)
-def test_invalid_permutations(permutation):
-    with pytest.raises(ValueError):
-        butterfly_factorize(np.eye(16), permutation=permutation)
+# Invalid permutations through every door: tests/test_bad_input.py.
 
 
 # ----------------------------------------------------------- padding (any size)
@@ -710,23 +695,7 @@ def test_input_not_modified():
         assert_array_equal(A, before)
 
 
-@pytest.mark.parametrize(
-    ("A", "kwargs", "match"),
-    [
-        (np.full((4, 4), np.nan), {}, "NaN"),
-        (np.eye(4), {"tree": "random"}, "tree"),
-        (np.eye(4), {"svd_solver": "lapack"}, "svd_solver"),
-        (np.ones(4), {}, "2-D"),
-        (np.ones((0, 4)), {}, "empty"),
-        (np.eye(4), {"depth": 0}, "depth.*Got 0"),
-        (np.eye(4), {"rank": 0}, "rank.*Got 0"),
-        (np.eye(4), {"n_jobs": 0}, "n_jobs"),
-        (np.eye(8), {"depth": 4}, r"depth=4.*1\.\.3"),
-    ],
-)
-def test_invalid_arguments(A, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        butterfly_factorize(A, **kwargs)
+# Invalid arguments through every door: tests/test_bad_input.py.
 
 
 def test_n_jobs_identical_on_a_large_problem():

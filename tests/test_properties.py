@@ -1,10 +1,11 @@
 """Property-based tests (hypothesis) of the factorization and its operator."""
 
+import warnings
 from unittest import mock
 
 import numpy as np
 import pytest
-from _reference import place_like_operator
+from _reference import place_like_operator, scaled_butterfly
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -12,7 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import skbutterfly._block_svd as svd_module
 import skbutterfly._split as split_module
-from skbutterfly import butterfly_factorize, feasible_depth_rank
+from skbutterfly import ButterflyFitWarning, butterfly_factorize, feasible_depth_rank
 
 DTYPES = [np.float64, np.float32, np.complex128, np.complex64]
 TREES = ["balanced", "left-to-right", "right-to-left"]
@@ -222,3 +223,119 @@ def test_feasible_pairs_all_factorize(dtype):
             op = butterfly_factorize(A, depth, rank)
             assert op.depth == depth
             assert op.shape == shape
+
+
+# ------------------------------------------ ill-conditioned exact butterflies
+
+SOLVERS = ["auto", "full", "gram", "subspace"]
+EPS = {np.dtype(d): np.finfo(d).eps for d in DTYPES}
+
+
+@st.composite
+def ill_conditioned_butterflies(draw):
+    """Exact butterflies whose interfaces spread block singular values over 1e-8."""
+    n = draw(st.sampled_from([8, 16, 32, 64]))
+    pairs = [(d, r) for d, r in feasible_depth_rank((n, n)) if d >= 2 and r <= 3]
+    depth, rank = draw(st.sampled_from(pairs))
+    spread = 10.0 ** -draw(st.floats(0, 8))
+    order = draw(st.permutations(range(rank)))
+    scaling = np.geomspace(1.0, spread, rank)[list(order)]
+    dtype = draw(st.sampled_from(DTYPES))
+    A = scaled_butterfly(n, depth, rank, scaling, dtype, seed=draw(st.integers(0, 99)))
+    kwargs = {
+        "depth": depth,
+        "rank": rank,
+        "tree": draw(st.sampled_from(TREES)),
+        "svd_solver": draw(st.sampled_from(SOLVERS)),
+        "random_state": 0,
+    }
+    return A, kwargs
+
+
+def _relative_error(op, A):
+    wide = A.astype(np.complex128)
+    return float(np.linalg.norm(op.toarray() - wide) / np.linalg.norm(wide))
+
+
+@settings(SETTINGS, max_examples=60)
+@given(problem=ill_conditioned_butterflies())
+def test_ill_conditioned_exact_butterflies_at_machine_precision(problem):
+    """Every solver, orthonormalized: recovered to machine precision (issue 16)."""
+    A, kwargs = problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ButterflyFitWarning)
+        op = butterfly_factorize(A, **kwargs)
+    assert _relative_error(op, A) < 100 * EPS[A.dtype]
+
+
+@settings(SETTINGS, max_examples=25)
+@given(problem=ill_conditioned_butterflies())
+def test_ill_conditioned_solvers_match_lapack_without_orthonormalization(problem):
+    """Without orthonormalization no solver loses more than LAPACK's does."""
+    A, kwargs = problem
+    kwargs = {**kwargs, "orthonormalize": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ButterflyFitWarning)
+        err = _relative_error(butterfly_factorize(A, **kwargs), A)
+        kwargs["svd_solver"] = "full"
+        full = _relative_error(butterfly_factorize(A, **kwargs), A)
+    assert err <= 2 * full + 100 * EPS[A.dtype]
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def _layouts(A):
+    """The same matrix as C, Fortran and strided (non-contiguous) arrays."""
+    big = np.zeros((2 * A.shape[0], 3 * A.shape[1]), dtype=A.dtype)
+    big[::2, ::3] = A
+    return [A, np.asfortranarray(A), big[::2, ::3]]
+
+
+@st.composite
+def permutation_modes(draw, shape):
+    m, n = shape
+    modes = [None, "auto", "explicit", "pair"]
+    if n >= 2 and not n & (n - 1):
+        modes.append("bit-reversal")
+    if m == n and n >= 4 and not n & (n - 1):
+        modes.append("identify")
+    mode = draw(st.sampled_from(modes))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    if mode == "explicit":
+        return rng.permutation(n)
+    if mode == "pair":
+        return (rng.permutation(m), rng.permutation(n))
+    return mode
+
+
+@settings(SETTINGS, max_examples=25)
+@given(problem=problems(max_size=16), data=st.data())
+def test_deterministic_across_calls_layouts_and_permutation_modes(problem, data):
+    """Same factors for repeated calls, any memory layout, any global random
+    state, for every permutation mode, with random_state None or fixed."""
+    A, kwargs = problem
+    permutation = data.draw(permutation_modes(A.shape))
+    kwargs = {
+        **kwargs,
+        "permutation": permutation,
+        "random_state": data.draw(st.sampled_from([None, 0, 7])),
+    }
+    reference = None
+    np.random.seed(data.draw(st.integers(0, 99)))  # noqa: NPY002
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # poor fits and uncertain identification
+        for X in [*_layouts(A), A]:
+            op = butterfly_factorize(X, **kwargs)
+            if reference is None:
+                reference = op
+                continue
+            assert op.chain == reference.chain
+            for a, b in zip(op.twiddles, reference.twiddles):
+                assert_array_equal(a, b)
+            for a, b in [(op.col_perm, reference.col_perm)]:
+                assert (a is None and b is None) or np.array_equal(a, b)
+            for a, b in [(op.row_perm, reference.row_perm)]:
+                assert (a is None and b is None) or np.array_equal(a, b)
+    assert_array_equal(np.random.get_state()[1], before)  # noqa: NPY002

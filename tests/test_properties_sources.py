@@ -8,6 +8,7 @@ operator source adds its own campaign in ``test_operator_source.py``.
 
 import numpy as np
 import pytest
+from _reference import scaled_butterfly
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.sparse.linalg import aslinearoperator
@@ -131,3 +132,75 @@ def test_exact_butterflies_given_as_operators_are_recovered(problem):
         random_state=random_state,
     )
     np.testing.assert_array_equal(again.toarray(), op.toarray())
+
+
+# --------------------- precision and determinism through the other sources
+
+
+@st.composite
+def ill_conditioned_sources(draw, sizes, depths):
+    """Exact butterflies with interfaces spread over 1e-8, and a solver."""
+    n = draw(st.sampled_from(sizes))
+    depth = draw(st.sampled_from(depths))
+    rank = draw(st.sampled_from([1, 2, 3]))
+    spread = 10.0 ** -draw(st.floats(0, 8))
+    scaling = np.geomspace(1.0, spread, rank)[list(draw(st.permutations(range(rank))))]
+    dtype = draw(st.sampled_from([np.float64, np.complex128]))
+    A = scaled_butterfly(n, depth, rank, scaling, dtype, seed=draw(st.integers(0, 99)))
+    params = {
+        "depth": depth,
+        "rank": rank,
+        "svd_solver": draw(st.sampled_from(["auto", "full", "gram", "subspace"])),
+        "tree": draw(st.sampled_from(["balanced", "left-to-right", "right-to-left"])),
+    }
+    return A, params
+
+
+def _error(op, A):
+    return np.linalg.norm(op.toarray() - A) / np.linalg.norm(A)
+
+
+def _global_state():
+    return np.random.get_state()[1].copy()  # noqa: NPY002
+
+
+@pytest.mark.skipif(da is None, reason="needs the [dask] extra")
+@SETTINGS
+@given(ill_conditioned_sources([16, 32, 64], [2, 3]), st.data())
+def test_chunked_ill_conditioned_butterflies_exact_and_deterministic(problem, data):
+    """Any chunking, every solver: machine precision, identical repeated fits,
+    and the global random state untouched."""
+    A, params = problem
+    n = A.shape[0]
+    chunks = (data.draw(st.integers(1, n)), data.draw(st.integers(1, n)))
+    before = _global_state()
+    op = butterfly_factorize(da.from_array(A, chunks=chunks), **params)
+    assert _error(op, A) < 1e-13
+    again = butterfly_factorize(da.from_array(A, chunks=chunks), **params)
+    for a, b in zip(again.twiddles, op.twiddles):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_global_state(), before)
+
+
+@settings(SETTINGS, max_examples=10)
+@given(ill_conditioned_sources([512, 1024], [2, 4]), st.sampled_from([None, 0, 5]))
+def test_operator_ill_conditioned_butterflies_exact_and_deterministic(
+    problem, random_state
+):
+    """Operators (sketched from products at n = 1024, formed from n products
+    when that is cheaper), every solver and random_state, None included:
+    machine precision and identical repeated fits."""
+    A, params = problem
+    before = _global_state()
+    fits = [
+        butterfly_factorize(
+            ProbedOperator(aslinearoperator(A), oversampling=2),
+            **params,
+            random_state=random_state,
+        )
+        for _ in range(2)
+    ]
+    assert _error(fits[0], A) < 1e-12
+    for a, b in zip(fits[0].twiddles, fits[1].twiddles):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_global_state(), before)

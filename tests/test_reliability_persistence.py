@@ -219,6 +219,127 @@ def test_non_finite_twiddles_rejected_on_load(tmp_path):
         ButterflyOperator.load(tmp_path / "bad.npz")
 
 
+# ------------------------------------- format 2: checksum and number of factors
+
+
+def _contents(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _resealed(contents):
+    """``contents`` with a valid checksum (a consistent forgery, or an edit)."""
+    from skbutterfly._operator import _payload_digest
+
+    return {**contents, "checksum": np.array(_payload_digest(contents))}
+
+
+def _as_version_1(contents):
+    """What skbutterfly 0.1 wrote: no checksum, no number of factors."""
+    out = {k: v for k, v in contents.items() if k not in ("checksum", "n_factors")}
+    return {**out, "format_version": np.array(1)}
+
+
+@pytest.fixture
+def deep_file(tmp_path):
+    op = butterfly_factorize(dft_matrix(64), permutation="bit-reversal")
+    assert op.depth == 6
+    op.save(tmp_path / "op.npz")
+    return op, tmp_path / "op.npz"
+
+
+def _assert_rejected(path, *reasons):
+    with pytest.raises(ValueError) as info:
+        ButterflyOperator.load(path)
+    message = str(info.value)
+    assert str(path) in message, message
+    assert any(r in message for r in reasons), message
+    code, out, err = run_cli("info", path)
+    assert code == 1 and not out and "Traceback" not in err
+    assert any(r in err for r in reasons), err
+
+
+def test_issue_reproducer_chain_that_lost_its_last_pattern(tmp_path, deep_file):
+    """Loaded as a depth-5 operator before (issue 16, item 4)."""
+    _, path = deep_file
+    contents = _contents(path)
+    cut = {**contents, "chain": contents["chain"][:-1]}
+    np.savez(tmp_path / "cut.npz", **cut)
+    _assert_rejected(tmp_path / "cut.npz", "checksum does not match")
+    # A forged checksum still fails: the stored number of factors disagrees.
+    np.savez(tmp_path / "forged.npz", **_resealed(cut))
+    _assert_rejected(tmp_path / "forged.npz", "stores 6 factors but its chain lists 5")
+    # Forged number of factors too: six twiddles for five patterns.
+    forged = _resealed({**cut, "n_factors": np.array(5)})
+    np.savez(tmp_path / "forged2.npz", **forged)
+    _assert_rejected(tmp_path / "forged2.npz", "holds 6 twiddles but its chain lists 5")
+    # The same damage to a version 1 file (no checksum) is caught too.
+    np.savez(tmp_path / "v1.npz", **_as_version_1(cut))
+    _assert_rejected(tmp_path / "v1.npz", "holds 6 twiddles but its chain lists 5")
+
+
+def test_changed_values_fail_the_checksum(tmp_path, deep_file):
+    _, path = deep_file
+    contents = _contents(path)
+    for key in ["twiddle_3", "shape", "col_perm", "dtype"]:
+        changed = dict(contents)
+        value = contents[key].copy()
+        if key == "twiddle_3":
+            value.flat[5] += 1e-9  # finite, plausible, wrong
+        elif key == "shape":
+            value = value - np.array([1, 0])  # a cropped operator
+        elif key == "col_perm":
+            value[[0, 1]] = value[[1, 0]]
+        else:
+            value = np.array("<c8")
+        changed[key] = value
+        np.savez(tmp_path / "changed.npz", **changed)
+        _assert_rejected(tmp_path / "changed.npz", "checksum does not match")
+
+
+def test_extra_entries_and_missing_checksum_rejected(tmp_path, deep_file):
+    _, path = deep_file
+    contents = _contents(path)
+    np.savez(tmp_path / "extra.npz", **_resealed({**contents, "note": np.ones(2)}))
+    _assert_rejected(tmp_path / "extra.npz", "unexpected entries ['note']")
+    without = {k: v for k, v in contents.items() if k != "checksum"}
+    np.savez(tmp_path / "nosum.npz", **without)
+    _assert_rejected(tmp_path / "nosum.npz", "checksum is missing")
+    without = {k: v for k, v in contents.items() if k != "n_factors"}
+    np.savez(tmp_path / "nocount.npz", **_resealed(without))
+    _assert_rejected(tmp_path / "nocount.npz", "number of factors is missing")
+
+
+def test_version_1_files_still_load(tmp_path, deep_file):
+    op, path = deep_file
+    np.savez(tmp_path / "v1.npz", **_as_version_1(_contents(path)))
+    loaded = ButterflyOperator.load(tmp_path / "v1.npz")
+    assert loaded.chain == op.chain
+    assert_array_equal(loaded.col_perm, op.col_perm)
+    for a, b in zip(loaded.twiddles, op.twiddles):
+        assert_array_equal(a, b)
+    code, out, _ = run_cli("info", tmp_path / "v1.npz")
+    assert code == 0 and "depth: 6" in out
+    # Saving again writes the current version, with its checksum.
+    loaded.save(tmp_path / "v2.npz")
+    upgraded = _contents(tmp_path / "v2.npz")
+    assert int(upgraded["format_version"]) == FORMAT_VERSION == 2
+    assert int(upgraded["n_factors"]) == 6 and len(str(upgraded["checksum"])) == 64
+
+
+def test_every_truncation_names_the_file_and_a_reason(tmp_path, saved):
+    _, raw = saved
+    path = tmp_path / "cut.npz"
+    for length in range(0, len(raw), max(1, len(raw) // 60)):
+        path.write_bytes(raw[:length])
+        with pytest.raises(ValueError) as info:
+            ButterflyOperator.load(path)
+        message = str(info.value)
+        assert str(path) in message
+        reason = message.split(str(path), 1)[1]
+        assert reason.strip(" .:") and not message.rstrip(" .").endswith(":"), message
+
+
 # ------------------------------------------------------- byte-level damage
 
 
