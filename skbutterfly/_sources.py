@@ -37,8 +37,9 @@ import hashlib
 
 import numpy as np
 
+from skbutterfly._diagnostics import probe_vectors
 from skbutterfly._fusion import dense_row_blocks, is_chainable
-from skbutterfly._split import split_group
+from skbutterfly._split import gathered_root_split, split_group
 from skbutterfly._twiddle import dense_to_twiddle
 from skbutterfly._validation import max_abs
 
@@ -88,6 +89,10 @@ class DenseSource:
         self.exponent = int(exponent)
         self._work = None
         self._fingerprint = None
+        # Whether the root split forms ``A @ probe_vectors(A) / 2**exponent``
+        # for the error estimate (kept in ``probe_products``).
+        self.collect_probes = False
+        self.probe_products = None
 
     def permuted(self, row_perm, col_perm, padded_shape):
         """The source of ``A[row_perm][:, col_perm]``, padded to ``padded_shape``."""
@@ -129,6 +134,26 @@ class DenseSource:
 
     def root_split(self, b2, c1, rank, *, orthonormalize, solver, n_jobs, random_state):
         """Rank-``rank`` split of ``W`` into a left and a right twiddle."""
+        if self.padded_shape == self.shape and self._work is None:
+            # The iterative path reads the permuted blocks straight from A
+            # (and forms the error estimate's probe products on the way).
+            probes = probe_vectors(self.matrix) if self.collect_probes else None
+            pair, self.probe_products = gathered_root_split(
+                self.matrix,
+                self.row_perm,
+                self.col_perm,
+                b2,
+                c1,
+                rank,
+                orthonormalize=orthonormalize,
+                solver=solver,
+                n_jobs=n_jobs,
+                random_state=random_state,
+                exponent=self.exponent,
+                probes=probes,
+            )
+            if pair is not None:
+                return pair
         ((left, right),) = split_group(
             [self.root_twiddle()],
             [b2],

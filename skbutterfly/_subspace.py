@@ -101,8 +101,14 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
     Mt = np.swapaxes(M, -1, -2)
     Z = _orth_rows(_uniform(rng, (*batch, k, c2), M.dtype))
     Q, Z, before = _power_step(M, Mt, Z, complex_)
+    # Blocks of rank <= k (exact butterflies) hold all their energy in the
+    # first step's subspace: then there is nothing more to find.
+    total = _sq_norms(M).sum(axis=-1)
+    settle = settle_tolerance(M.dtype)
+    if np.all(total - before <= settle * total):
+        return _finish(M, Q, Z)
     Q, Z, after = _power_step(M, Mt, _orth_rows(Z), complex_)
-    if np.all(np.abs(after - before) <= settle_tolerance(M.dtype) * after):
+    if np.all(np.abs(after - before) <= settle * after):
         return _finish(M, Q, Z)
     if small:
         return _gram_triplets(M, Mt, k)
@@ -119,7 +125,6 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
     X = np.concatenate([Z, _unit_rows(extra)], axis=-2)
     Y = _times_mt(X, Mt)
     HX = _times_m(Y, M, complex_)
-    total = _sq_norms(M.reshape(*batch, -1))
     tol, cap = _accuracy(M.dtype)
     # The filter only has to point the block at the dominant subspace: it runs
     # in single precision (twice the GEMM speed); the Rayleigh-Ritz steps, which
