@@ -14,11 +14,11 @@ __all__ = [
     "ButterflyFitWarning",
     "FitProgress",
     "estimate_relative_error",
-    "probe_products",
-    "probe_vectors",
     "oversized_message",
     "permutation_kind",
     "poor_fit_message",
+    "probe_products",
+    "probe_vectors",
     "warn_fit",
 ]
 
@@ -200,7 +200,7 @@ def warn_fit(info, *, shape, n_params, depth, rank, permutation):
 
 
 def probe_vectors(A, n_probes=_N_PROBES):
-    """The fixed Gaussian probes ``G`` (real, shape ``(n, n_probes)``) of the estimate."""
+    """The estimate's fixed Gaussian probes ``G`` (real, ``(n, n_probes)``)."""
     rng = np.random.default_rng(_PROBE_SEED)
     return rng.standard_normal((A.shape[1], n_probes)).astype(np.finfo(A.dtype).dtype)
 

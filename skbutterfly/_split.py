@@ -352,7 +352,7 @@ def gathered_root_split(
     local = threading.local()
 
     def gather(group, buffers):
-        """Blocks ``(c1, count, b1, c2)`` of the rows ``i2 + b2 t``, ``i2`` in ``group``.
+        """Blocks ``(c1, count, b1, c2)`` of the rows ``i2 + b2 t`` (``i2`` in group).
 
         The buffer keeps the rows in order (``(b1, count, N)``, each row's
         columns permuted); the blocks are a BLAS-strided view of it.
