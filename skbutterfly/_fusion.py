@@ -31,7 +31,7 @@ __all__ = [
 _NS_PER_FACTOR = 2500.0
 _NS_PER_CALL = 28.0
 _NS_PER_MAC = 0.047
-_NS_PER_ELEMENT = 0.07
+_NS_PER_ELEMENT = 0.15
 # The blocked product's own cost: a fixed cost per block (Python and
 # gathers) and per 8 bytes gathered or scattered (permutations, padding,
 # transposes).

@@ -24,15 +24,20 @@ import numpy as np
 from skbutterfly._block_svd import blas_single_thread
 from skbutterfly._twiddle import apply_twiddle
 
-__all__ = ["block_width", "run_blocks"]
+__all__ = ["apply_fused", "block_width", "buffer", "dense_product", "run_blocks"]
 
 # Bytes of one block of vectors at the widest point of the chain: the block
 # and its intermediates stay in the last-level cache.
-_BLOCK_BYTES = 2 << 20
+_BLOCK_BYTES = 4 << 20
 # Fewest vectors per block (narrower matmuls cost more per multiply-add).
 _MIN_WIDTH = 16
 # Multiply-adds below which a product runs on the calling thread alone.
-PARALLEL_MIN_MACS = 2**24
+PARALLEL_MIN_MACS = 2**22
+# Dense products with a number of multiply-adds in this range run with BLAS
+# held to one thread: OpenBLAS threads them, and on a loaded machine its
+# threads wait for each other for whole scheduler slices (a 3e6 multiply-add
+# GEMM measured 14 ms instead of 0.1 ms at a load average of 3 on 2 cores).
+_DENSE_SERIAL_MACS = (2**18, 2**24)
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -90,20 +95,33 @@ def run_blocks(k, width, macs, func):
 
 
 def buffer(buffers, name, shape, dtype):
-    """A reused buffer of at least ``shape`` (a C-contiguous view of that shape)."""
-    size = int(np.prod(shape))
+    """A reused ``(rows, width)`` buffer, a view whose rows are padded by 64 bytes.
+
+    Rows a power of two of bytes apart alias in the cache when a block is
+    read by columns (the transposes of row-major data): the padding keeps
+    them apart. BLAS takes the padded rows as its leading dimension.
+    """
+    rows, width = shape
+    dtype = np.dtype(dtype)
+    pad = max(1, 64 // dtype.itemsize)
     held = buffers.get(name)
-    if held is None or held.size < size or held.dtype != dtype:
-        held = np.empty(size, dtype=dtype)
+    if (
+        held is None
+        or held.dtype != dtype
+        or held.shape[1] < width + pad
+        or held.shape[0] < rows
+    ):
+        held = np.empty((rows, width + pad), dtype=dtype)
         buffers[name] = held
-    return held[:size].reshape(shape)
+    return held[:rows, :width]
 
 
 def apply_fused(fused, X, buffers, dtype):
     """``F_1 ... F_L @ X`` through the fused twiddles (leftmost first).
 
-    ``X`` is a C-contiguous ``(N, width)`` block; intermediates alternate
-    between two reused buffers. Returns a view of one of them.
+    ``X`` is an ``(N, width)`` block with unit stride along its rows;
+    intermediates alternate between two reused buffers. Returns a view of
+    one of them.
     """
     width = X.shape[1]
     names = ("ping", "pong")
@@ -112,3 +130,12 @@ def apply_fused(fused, X, buffers, dtype):
         out = buffer(buffers, names[i % 2], (a * b * d, width), dtype)
         X = apply_twiddle(T, X, out=out)
     return X
+
+
+def dense_product(left, right, macs):
+    """``left @ right``, on one BLAS thread for mid-sized products (see above)."""
+    lo, hi = _DENSE_SERIAL_MACS
+    if lo <= macs < hi:
+        with blas_single_thread():
+            return left @ right
+    return left @ right

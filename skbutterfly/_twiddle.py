@@ -160,12 +160,14 @@ def apply_twiddle(T, X, dtype=None, out=None):
     Parameters
     ----------
     T : ndarray of shape (a, d, b, c)
-    X : ndarray of shape (a*c*d, k), C-contiguous
+    X : ndarray of shape (a*c*d, k)
+        C-contiguous, or rows of unit stride a fixed distance apart (a view of
+        a padded buffer).
     dtype : dtype, default=None
         Dtype of the result; None means ``np.result_type(T, X)``.
     out : ndarray of shape (a*b*d, k), default=None
-        C-contiguous array to write the result into (a reused buffer spares
-        the page faults of a fresh one); its dtype is the result's.
+        Where to write the result (a reused buffer spares the page faults of
+        a fresh one), laid out like ``X``; its dtype is the result's.
 
     Returns
     -------
