@@ -23,11 +23,14 @@ __all__ = [
 ]
 
 # Cost model of one factor product with pattern (a, b, c, d) on k vectors, in
-# nanoseconds, fitted to batched matmul timings on a 2-core x86-64 machine
-# (one BLAS thread, operands in cache; ``benchmarks/calibrate_products.py``):
-# a fixed cost per factor, a cost per small matrix product (a*d of them), per
-# real multiply-add (a*b*c*d*k, four per complex one) and per 8 bytes read or
-# written ((a*b*d + a*c*d) * k elements).
+# nanoseconds, fitted to batched matmul timings on a shared 2-core x86-64
+# machine (one BLAS thread, operands in cache; ``python -m
+# benchmarks.calibrate_products``), the per-element cost then doubled: whole
+# plans on complex data measured 1.4-1.9x the fitted sum, most for the plans
+# with more passes. A fixed cost per factor, a cost per small matrix product
+# (a*d of them), per real multiply-add (a*b*c*d*k, four per complex one) and
+# per 8 bytes read or written ((a*b*d + a*c*d) * k elements). The constants
+# only have to rank plans.
 _NS_PER_FACTOR = 2500.0
 _NS_PER_CALL = 28.0
 _NS_PER_MAC = 0.047

@@ -334,7 +334,7 @@ def gathered_root_split(
     rows = rows.reshape(b1, b2)
     split = _column_split(col_perm, c1, c2)
     products = None
-    if probes is not None:
+    if probes is not None and not exponent:  # (extreme values: estimated apart)
         # Row q of a gather buffer holds A's columns ``columns[q]``.
         if col_perm is None:
             columns = np.arange(N)
@@ -354,33 +354,40 @@ def gathered_root_split(
     def gather(group, buffers):
         """Blocks ``(c1, count, b1, c2)`` of the rows ``i2 + b2 t`` (``i2`` in group).
 
-        The buffer keeps the rows in order (``(b1, count, N)``, each row's
-        columns permuted); the blocks are a BLAS-strided view of it.
+        Without a column permutation the blocks are copied contiguous (the
+        iterative solver reads them many times on flat spectra). With one,
+        the buffer keeps the rows in order (``(b1, count, N)``, each row's
+        columns permuted) and the blocks are a BLAS-strided view of it.
         """
         count = group.stop - group.start
         if row_perm is None:
             A_rows = A.reshape(b1, b2, N)[:, group]
         else:
             A_rows = np.take(A, rows[:, group], axis=0)
-        buf = _reused(buffers, "gather", (b1, count, c1, c2), A.dtype)
         if col_perm is None:
-            np.copyto(buf, A_rows.reshape(b1, count, c1, c2))
-        elif split is None:
-            flat = buf.reshape(b1, count, N)
-            np.take(A_rows, col_perm, axis=2, out=flat, mode="clip")
+            buf = _reused(buffers, "gather", (c1, count, b1, c2), A.dtype)
+            np.copyto(buf, A_rows.reshape(b1, count, c1, c2).transpose(2, 1, 0, 3))
+            blocks = buf
+            rows_in_cache = A_rows  # just read: the probes find it in cache
         else:
-            # W's column j1*c2 + t is A's outer[j1] + c1*inner[t]: buffer
-            # block outer[j1] holds A's columns j' + c1*s, a transpose of each
-            # row's (c2, c1) tile (the row stays in cache).
-            np.copyto(buf, A_rows.reshape(b1, count, c2, c1).transpose(0, 1, 3, 2))
+            buf = _reused(buffers, "gather", (b1, count, c1, c2), A.dtype)
+            if split is None:
+                flat = buf.reshape(b1, count, N)
+                np.take(A_rows, col_perm, axis=2, out=flat, mode="clip")
+            else:
+                # W's column j1*c2 + t is A's outer[j1] + c1*inner[t]: buffer
+                # block outer[j1] holds A's columns j' + c1*s, a transpose of
+                # each row's (c2, c1) tile (the row stays in cache).
+                tiles = A_rows.reshape(b1, count, c2, c1).transpose(0, 1, 3, 2)
+                np.copyto(buf, tiles)
+            blocks = buf.transpose(2, 1, 0, 3)
+            rows_in_cache = buf.reshape(b1, count, N)
         if exponent:  # exact: W = A / 2**exponent
             flat = buf.view(np.finfo(A.dtype).dtype)
             np.ldexp(flat, -exponent, out=flat)
         if products is not None:
-            products[rows[:, group]] = probe_products(
-                buf.reshape(b1, count, N), probes_buf
-            )
-        return buf.transpose(2, 1, 0, 3)
+            products[rows[:, group]] = probe_products(rows_in_cache, probes_buf)
+        return blocks
 
     def solve(ix):
         group = ix[0]
