@@ -53,28 +53,49 @@ def _interleaved(funcs, repeats):
     return [float(np.median(t)) for t in times]
 
 
-def _inner(func, min_time=0.02):
-    """``func`` repeated enough times to last ``min_time`` (per-call time)."""
+def _inner(func, min_time=0.02, context=None):
+    """``func`` repeated enough times to last ``min_time`` (per-call time).
+
+    ``context`` (a context manager factory) is entered around each timed
+    loop, outside the timing (e.g. a BLAS thread limit, whose switch costs
+    more than a small product).
+    """
     start = time.perf_counter()
     func()
     once = time.perf_counter() - start
     loops = max(1, math.ceil(min_time / max(once, 1e-7)))
 
-    def run():
-        for _ in range(loops):
-            func()
-
     def per_call():
-        t0 = time.perf_counter()
-        run()
-        return (time.perf_counter() - t0) / loops
+        with context() if context else _nothing():
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                func()
+            return (time.perf_counter() - t0) / loops
 
     return per_call
 
 
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _one_blas_thread():
+    return threadpool_limits(1, user_api="blas")
+
+
 def _interleaved_inner(funcs, repeats):
-    """Medians of per-call times of fast functions, in turns."""
-    timers = [_inner(f) for f in funcs]
+    """Medians of per-call times of fast functions, in turns.
+
+    A function given as ``(func, context)`` runs its loops inside
+    ``context()``.
+    """
+    timers = [
+        _inner(f[0], context=f[1]) if isinstance(f, tuple) else _inner(f) for f in funcs
+    ]
     times = [[] for _ in funcs]
     for _ in range(repeats):
         for i, t in enumerate(timers):
@@ -189,16 +210,11 @@ def transform_rows(batches, repeats, log):
             if rows * W.shape[1] > 2**25:
                 continue
             X = rng.standard_normal((rows, W.shape[1]))
-
-            def serial_dense(X=X, dense=dense):
-                with threadpool_limits(1, user_api="blas"):
-                    return X @ dense.T
-
             t_est, t_dense, t_serial, t_op = _interleaved_inner(
                 [
                     lambda est=est, X=X: est.transform(X),
                     lambda X=X, dense=dense: X @ dense.T,
-                    serial_dense,
+                    (lambda X=X, dense=dense: X @ dense.T, _one_blas_thread),
                     lambda op=op, X=X: op @ X.T,
                 ],
                 repeats,
@@ -473,7 +489,7 @@ def main(argv=None):
     if "fft" in only:
         rows += fft_rows(args.repeats * 3, log)
     if "concurrency" in only:
-        rows += concurrency_rows(max(3, args.repeats // 2), log)
+        rows += concurrency_rows(max(5, args.repeats // 2), log)
     if "memory" in only:
         rows += memory_rows(log)
     if args.peers:
