@@ -25,6 +25,7 @@ _PARAMS = {"dft": "permutation='bit-reversal'"}
 
 _SCRIPT = """
 import time, json, numpy as np
+import skbutterfly
 from threadpoolctl import threadpool_limits
 from skbutterfly import butterfly_factorize
 from skbutterfly.datasets import dft_matrix, hadamard_matrix, make_butterfly
@@ -33,19 +34,30 @@ with threadpool_limits(1, user_api="blas"):
     butterfly_factorize(A[:64, :64], {params})
     start = time.perf_counter()
     butterfly_factorize(A, {params})
-print(json.dumps(time.perf_counter() - start))
+print(json.dumps([time.perf_counter() - start, skbutterfly.__file__]))
 """
 
 
 def _time(tree, case, n):
     code = _SCRIPT.format(matrix=_CASES[case].format(n=n), params=_PARAMS.get(case, ""))
     env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
+    # Run inside the tree: ``python -c`` puts the working directory first on
+    # sys.path, ahead of PYTHONPATH (run from a checkout, both sides would
+    # otherwise import that checkout).
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=os.path.abspath(tree),
     )
     if out.returncode:
         raise RuntimeError(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    seconds, where = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = os.path.join(os.path.abspath(tree), "skbutterfly")
+    if not os.path.abspath(where).startswith(expected):
+        raise RuntimeError(f"{tree} ran the skbutterfly of {where}")
+    return seconds
 
 
 def main(argv=None):

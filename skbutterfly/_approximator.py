@@ -409,10 +409,8 @@ class ButterflyApproximator(
         )
 
     def _transform(self, X):
-        # X @ A_hat.T = (A_hat @ X.T).T through the factors.
-        out = self.operator_.matmat(X.T).T
-        dtype = np.result_type(X.dtype, self.operator_.dtype)
-        return np.ascontiguousarray(out, dtype=dtype)
+        # X @ A_hat.T through the factors on blocks of rows (or the dense form).
+        return self.operator_._apply_rows(X)
 
     def transform(self, X):
         """Apply the fitted operator: ``X @ A_hat.T`` through the sparse factors.

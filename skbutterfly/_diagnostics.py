@@ -17,6 +17,8 @@ __all__ = [
     "oversized_message",
     "permutation_kind",
     "poor_fit_message",
+    "probe_products",
+    "probe_vectors",
     "warn_fit",
 ]
 
@@ -197,7 +199,26 @@ def warn_fit(info, *, shape, n_params, depth, rank, permutation):
             warnings.warn(message, ButterflyFitWarning, stacklevel=_user_stacklevel())
 
 
-def estimate_relative_error(op, A, exponent=0, n_probes=_N_PROBES):
+def probe_vectors(A, n_probes=_N_PROBES):
+    """The estimate's fixed Gaussian probes ``G`` (real, ``(n, n_probes)``)."""
+    rng = np.random.default_rng(_PROBE_SEED)
+    return rng.standard_normal((A.shape[1], n_probes)).astype(np.finfo(A.dtype).dtype)
+
+
+def probe_products(rows, G):
+    """``rows @ G`` for real ``G``: half the multiply-adds of a complex GEMM.
+
+    ``rows`` is a C-contiguous stack of rows ``(..., n)``; complex rows are
+    read as ``(n, 2)`` real matrices (real and imaginary parts).
+    """
+    if rows.dtype.kind != "c":
+        return rows @ G
+    pairs = rows.view(G.dtype).reshape(*rows.shape, 2)
+    out = np.matmul(G.T, pairs)  # (..., n_probes, 2)
+    return out.view(rows.dtype)[..., 0]
+
+
+def estimate_relative_error(op, A, exponent=0, n_probes=_N_PROBES, products=None):
     """Estimate ``||A - op||_F / ||A||_F`` from random probes, without a dense product.
 
     With a Gaussian ``G`` of ``n_probes`` columns, ``E ||M G||_F^2 = n_probes
@@ -216,6 +237,10 @@ def estimate_relative_error(op, A, exponent=0, n_probes=_N_PROBES):
         of extreme matrices neither overflow nor underflow.
     n_probes : int, default=8
         Number of random probe vectors.
+    products : ndarray of shape (m, n_probes), default=None
+        ``A G / 2**exponent`` with ``G = probe_vectors(A, n_probes)``, when
+        the fit already formed it (the root split reads every row of ``A``
+        once); None forms it here, one more pass over ``A``.
 
     Returns
     -------
@@ -226,17 +251,24 @@ def estimate_relative_error(op, A, exponent=0, n_probes=_N_PROBES):
     """
     if min(A.shape) <= n_probes:
         return _thin_relative_error(op, A, exponent)
-    rng = np.random.default_rng(_PROBE_SEED)
-    G = rng.standard_normal((A.shape[1], n_probes))
-    G = G.astype(np.finfo(A.dtype).dtype, copy=False)
+    G = probe_vectors(A, n_probes)
     rows = range(0, A.shape[0], _ROW_CHUNK)
     # Half of the scale on the probes, half on the product: neither the probes
     # nor the products leave the floating point range for extreme matrices.
     half = exponent // 2
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        AG = np.concatenate(
-            [_ldexp(A[r : r + _ROW_CHUNK], -exponent) @ G for r in rows]
-        )
+        if products is None:
+            AG = np.concatenate(
+                [
+                    probe_products(
+                        np.ascontiguousarray(_ldexp(A[r : r + _ROW_CHUNK], -exponent)),
+                        G,
+                    )
+                    for r in rows
+                ]
+            )
+        else:
+            AG = products
         BG = _ldexp(op.matmat(_ldexp(G, -half)), half - exponent)
     norm = float(np.linalg.norm(AG))
     err = float(np.linalg.norm(BG - AG))

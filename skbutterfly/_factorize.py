@@ -131,13 +131,28 @@ def _power_of_two_scale(A, top):
     return exponent if abs(exponent) > limit else 0
 
 
+# Bytes of rows reduced at once by the max|A| pass (its max and min then
+# read the rows from cache: one pass over memory instead of two).
+_MAX_ABS_BYTES = 1 << 20
+
+
+def _blocked_max_abs(A):
+    """:func:`max_abs` of ``A``, a cache-sized block of rows at a time."""
+    if A.ndim != 2 or A.nbytes <= 4 * _MAX_ABS_BYTES:
+        return max_abs(A)
+    step = max(1, _MAX_ABS_BYTES // max(1, A.shape[1] * A.itemsize))
+    tops = [max_abs(A[r : r + step]) for r in range(0, A.shape[0], step)]
+    # np.max propagates NaN whatever its position.
+    return float(np.max(tops))
+
+
 def dense_source(A, name="A"):
     """The block source of a validated in-memory matrix.
 
     One ``max|A|`` pass checks that ``A`` is finite (the error names ``name``
     and the first bad entry) and chooses the exact power-of-two scale.
     """
-    top = max_abs(A)
+    top = _blocked_max_abs(A)
     if not np.isfinite(top):
         check_finite(A, name=name)  # raises, naming the first bad entry
     return DenseSource(A, exponent=_power_of_two_scale(A, top))
@@ -187,6 +202,13 @@ def factorize_core(
     best = None
     for name, rows, cols, chain, padded in candidates:
         source = matrix.permuted(rows, cols, padded)
+        if (
+            not compute_error
+            and len(candidates) == 1
+            and hasattr(source, "collect_probes")
+        ):
+            # The error estimate's products with A, formed by the root split.
+            source.collect_probes = True
         if len(candidates) > 1:
             progress.say(f"permutation candidate {name}")
         twiddles = hierarchical_factorize(
@@ -218,6 +240,7 @@ def factorize_core(
             error = matrix.relative_error(op)
         if best is None or error < best[1]:
             best = (op, error, name, chain, padded)
+        products = getattr(source, "probe_products", None)
     op, error, name, chain, padded = best
     info.update(
         chain=chain,
@@ -228,7 +251,9 @@ def factorize_core(
     )
     A = getattr(matrix, "matrix", None)
     if error is None and A is not None:  # a few random probes, no dense product
-        info["estimated_error"] = estimate_relative_error(op, A, matrix.exponent)
+        info["estimated_error"] = estimate_relative_error(
+            op, A, matrix.exponent, products=products
+        )
     shown = info.get("estimated_error", error)
     if shown is not None:
         kind = "estimated relative" if error is None else "relative"

@@ -8,28 +8,69 @@ from math import prod
 
 import numpy as np
 
-from skbutterfly._chain import _gb_factors, merged_pattern
-from skbutterfly._twiddle import merge_twiddles
+from skbutterfly._chain import _gb_factors, chain_shape, merged_pattern
+from skbutterfly._products import block_width
+from skbutterfly._twiddle import merge_twiddles, twiddle_to_dense
 
-__all__ = ["fuse_twiddles", "fusion_plan", "is_chainable"]
+__all__ = [
+    "dense_row_blocks",
+    "fuse_twiddles",
+    "fusion_plan",
+    "is_chainable",
+    "is_dense_plan",
+    "plan_bucket",
+    "product_plan",
+]
 
 # Cost model of one factor product with pattern (a, b, c, d) on k vectors, in
-# nanoseconds, fitted to batched matmul timings on this machine class: a fixed
-# cost per small matrix product (a*d of them), per multiply-add (a*b*c*d*k),
-# and per element read or written ((a*b*d + a*c*d) * k).
-_NS_PER_CALL = 700.0
-_NS_PER_MAC = 0.5
-_NS_PER_ELEMENT = 1.0
-_NS_PER_FACTOR = 5000.0
+# nanoseconds, fitted to batched matmul timings on a shared 2-core x86-64
+# machine (one BLAS thread, operands in cache; ``python -m
+# benchmarks.calibrate_products``), the per-element cost then doubled: whole
+# plans on complex data measured 1.4-1.9x the fitted sum, most for the plans
+# with more passes. A fixed cost per factor, a cost per small matrix product
+# (a*d of them), per real multiply-add (a*b*c*d*k, four per complex one) and
+# per 8 bytes read or written ((a*b*d + a*c*d) * k elements). The constants
+# only have to rank plans.
+_NS_PER_FACTOR = 2500.0
+_NS_PER_CALL = 28.0
+_NS_PER_MAC = 0.047
+_NS_PER_ELEMENT = 0.15
+# The blocked product's own cost: a fixed cost per block (Python and
+# gathers) and per 8 bytes gathered or scattered (permutations, padding,
+# transposes).
+_NS_PER_BLOCK = 8000.0
+_NS_PER_MOVE = 0.3
+# The dense form's GEMM: a fixed cost, per real multiply-add and per 8 bytes
+# of the matrix, the input and the output.
+_NS_DENSE_CALL = 1000.0
+_NS_PER_DENSE_MAC = 0.049
+_NS_PER_DENSE_ELEMENT = 0.034
+# Largest dense form (entries) the plan considers.
+_DENSE_MAX = 2**24
+
+# Products on k vectors use the fusion plan made for the bucket holding k.
+_PLAN_BUCKETS = (1, 16, 64, 1024)
 
 
-def _factor_cost(pattern, k):
+def plan_bucket(k):
+    """The bucket of ``k`` vectors whose fusion plan products use."""
+    for bucket in _PLAN_BUCKETS:
+        if k <= bucket:
+            return bucket
+    return _PLAN_BUCKETS[-1]
+
+
+def _factor_cost(pattern, k, itemsize=8):
+    """Modelled nanoseconds of one factor product on ``k`` vectors."""
     a, b, c, d = pattern
+    words = itemsize / 8
+    # 16-byte items are complex128; the model takes complex64 as float64.
+    macs = 4 if itemsize == 16 else 1
     return (
         _NS_PER_FACTOR
         + _NS_PER_CALL * a * d
-        + _NS_PER_MAC * a * b * c * d * k
-        + _NS_PER_ELEMENT * (a * b * d + a * c * d) * k
+        + _NS_PER_MAC * macs * a * b * c * d * k
+        + _NS_PER_ELEMENT * words * (a * b * d + a * c * d) * k
     )
 
 
@@ -42,7 +83,7 @@ def is_chainable(chain):
 
 
 @lru_cache(maxsize=256)
-def fusion_plan(chain, k):
+def fusion_plan(chain, k, itemsize=8):
     """Groups ``[(start, end), ...]`` of adjacent factors to fuse for ``k`` vectors.
 
     Dynamic programming over the cut points minimizes the modelled cost of
@@ -56,7 +97,8 @@ def fusion_plan(chain, k):
     cut = [0] * (n_factors + 1)
     for end in range(1, n_factors + 1):
         for start in range(end):
-            cost = best[start] + _factor_cost(merged_pattern(chain, start, end - 1), k)
+            pattern = merged_pattern(chain, start, end - 1)
+            cost = best[start] + _factor_cost(pattern, k, itemsize)
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     groups, end = [], n_factors
@@ -85,3 +127,108 @@ def fuse_twiddles(twiddles, chain, start, end):
             merged.append(nodes[-1])
         nodes = merged
     return nodes[0][2]
+
+
+def _plan_cost(chain, plan, k, itemsize):
+    return sum(_factor_cost(merged_pattern(chain, s, e), k, itemsize) for s, e in plan)
+
+
+def _chain_height(chain):
+    """Most rows a block of vectors has between two factors."""
+    return max(chain_shape(chain)[1], *(a * b * d for a, b, _, d in chain))
+
+
+def is_dense_plan(chain, k, itemsize):
+    """Whether ``k`` vectors are best multiplied by the dense form (one GEMM).
+
+    The dense form (all factors multiplied out, permutations applied) is one
+    candidate of the plan: it is chosen when its modelled cost is below the
+    fused factors' on blocks of vectors, so a product is never much slower
+    than the dense matrix's; it is never chosen above :data:`_DENSE_MAX`
+    entries.
+    """
+    return product_plan(chain, k, itemsize)[0]
+
+
+@lru_cache(maxsize=1024)
+def product_plan(chain, k, itemsize):
+    """``(dense, width)``: the dense form or fused factors by blocks of ``width``.
+
+    ``width`` is the number of vectors per block of the fused products
+    (:func:`~skbutterfly._products.block_width`); the fused factors are those of
+    :func:`fusion_plan` for that width.
+    """
+    m, n = chain_shape(chain)
+    width = block_width(_chain_height(chain), itemsize, k)
+    if m * n > _DENSE_MAX or not is_chainable(chain):
+        # (An unchainable chain builds its dense form by products.)
+        return False, width
+    words = itemsize / 8
+    macs = 4 if itemsize == 16 else 1
+    plan = fusion_plan(chain, plan_bucket(width), itemsize)
+    n_blocks = -(-k // width)
+    blocks = n_blocks * (
+        _NS_PER_BLOCK
+        + _plan_cost(chain, plan, width, itemsize)
+        + _NS_PER_MOVE * words * (m + n) * width
+    )
+    dense = (
+        _NS_DENSE_CALL
+        + _NS_PER_DENSE_MAC * macs * m * n * k
+        + _NS_PER_DENSE_ELEMENT * words * (m * n + (m + n) * k)
+    )
+    return bool(dense <= blocks), width
+
+
+def dense_row_blocks(twiddles, chain, max_entries):
+    """Blocks of rows of the dense product of a chainable chain, one at a time.
+
+    The chain is cut in two halves, each fused once; every block merges a
+    slice of the left half with the right half, so no more than about
+    ``max_entries`` entries of the dense matrix exist at once (plus the two
+    halves, of ``O(n sqrt(n) rank)`` entries for a square butterfly).
+
+    Yields
+    ------
+    rows : slice
+        Rows of the padded product covered by the block.
+    cols : slice
+        Columns of the block's nonzeros (all of them unless the product is
+        block diagonal); the other columns of these rows are zero.
+    block : ndarray of shape (rows, cols)
+    """
+    a, B, C, d = merged_pattern(chain, 0, len(chain) - 1)
+    if len(chain) == 1:
+        left, right, c1, b2 = twiddles[0], None, 1, 1
+    else:
+        half = len(chain) // 2
+        gb = _gb_factors(chain)
+        left = fuse_twiddles(twiddles, chain, 0, half - 1)
+        right = fuse_twiddles(twiddles, chain, half, len(chain) - 1)
+        c1 = prod(f.cp for f in gb[:half])
+        b2 = prod(f.bp for f in gb[half:])
+    if a == 1:
+        # Slices of the left half's rows (its b axis): contiguous rows.
+        b1 = left.shape[2]
+        step = max(1, max_entries // (b2 * d * C * d))
+        for j in range(0, b1, step):
+            part = left[:, :, j : j + step]
+            T = part if right is None else merge_twiddles(part, right, c1, b2)
+            rows = slice(j * b2 * d, (j + part.shape[2]) * b2 * d)
+            yield rows, slice(0, C * d), twiddle_to_dense(T)
+        return
+    # Block diagonal: slices of the diagonal blocks.
+    step = max(1, max_entries // (B * d * C * d))
+    for i in range(0, a, step):
+        stop = min(i + step, a)
+        part = left[i:stop]
+        T = (
+            part
+            if right is None
+            else merge_twiddles(part, right[i * c1 : stop * c1], c1, b2)
+        )
+        yield (
+            slice(i * B * d, stop * B * d),
+            slice(i * C * d, stop * C * d),
+            twiddle_to_dense(T),
+        )

@@ -12,8 +12,15 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from skbutterfly._chain import chain_n_params, chain_shape, validate_chain
-from skbutterfly._fusion import fuse_twiddles, fusion_plan, is_chainable
-from skbutterfly._twiddle import apply_twiddle, twiddle_to_dense, twiddle_to_sparse
+from skbutterfly._fusion import (
+    fuse_twiddles,
+    fusion_plan,
+    is_chainable,
+    plan_bucket,
+    product_plan,
+)
+from skbutterfly._products import apply_fused, buffer, dense_product, run_blocks
+from skbutterfly._twiddle import twiddle_to_dense, twiddle_to_sparse
 
 __all__ = ["ButterflyOperator"]
 
@@ -33,16 +40,6 @@ FORMAT_VERSION = 2
 
 # Columns per chunk when a dense form is built by applying the operator.
 _DENSE_CHUNK = 512
-
-# Products on k vectors use the fusion plan made for the bucket holding k.
-_PLAN_BUCKETS = (1, 16, 64, 1024)
-
-
-def _bucket(k):
-    for bucket in _PLAN_BUCKETS:
-        if k <= bucket:
-            return bucket
-    return _PLAN_BUCKETS[-1]
 
 
 def _check_permutation(perm, size, name):
@@ -161,7 +158,7 @@ class ButterflyOperator(LinearOperator):
 
     def _fused(self, k):
         """Fused twiddles for products on ``k`` vectors (cached per bucket)."""
-        bucket = _bucket(k)
+        bucket = plan_bucket(k)
         fused = self._plans.get(bucket)
         if fused is None:
             if self._source is not None:
@@ -175,7 +172,7 @@ class ButterflyOperator(LinearOperator):
                     for T in reversed(source._fused(k))
                 ]
             else:
-                plan = fusion_plan(self.chain, bucket)
+                plan = fusion_plan(self.chain, bucket, np.dtype(self.dtype).itemsize)
                 fused = [
                     fuse_twiddles(self.twiddles, self.chain, s, e) for s, e in plan
                 ]
@@ -207,27 +204,92 @@ class ButterflyOperator(LinearOperator):
         )
 
     # -- products ----------------------------------------------------------------
+    def _product_plan(self, k):
+        """``(dense, width)`` for products on ``k`` vectors (see :mod:`._fusion`)."""
+        if self._source is not None:
+            # A transpose runs the transposed plan of its source.
+            return self._source[0]._product_plan(k)
+        return product_plan(self.chain, k, np.dtype(self.dtype).itemsize)
+
+    def _dense_form(self):
+        """The dense ``(m, n)`` matrix, permutations applied (cached)."""
+        dense = self._plans.get("dense")
+        if dense is None:
+            dense = self.toarray()
+            with self._plans_lock:
+                dense = self._plans.setdefault("dense", dense)
+        return dense
+
     def _apply(self, X):
         """``A_hat @ X`` for ``X`` of shape ``(n, k)``."""
-        m, n = self.shape
-        pm, pn = self.padded_shape
+        k = X.shape[1]
         dtype = np.result_type(self.dtype, X.dtype)
-        if self.col_perm is not None:
-            X = X[self.col_perm]
-        if pn != n:
-            Xp = np.zeros((pn, X.shape[1]), dtype=dtype)
-            Xp[:n] = X
-            X = Xp
-        X = np.ascontiguousarray(X, dtype=dtype)
-        for T in reversed(self._fused(X.shape[1])):
-            X = apply_twiddle(T, X, dtype=dtype)
-        if pm != m:
-            X = X[:m]
-        if self.row_perm is not None:
-            out = np.empty_like(X)
-            out[self.row_perm] = X
-            X = out
-        return X
+        dense, width = self._product_plan(k)
+        if dense:
+            D = self._dense_form()
+            return np.asarray(dense_product(D, X, D.size * k), dtype=dtype)
+        out = np.empty((self.shape[0], k), dtype=dtype)
+        self._run(X, out, width, rows=False)
+        return out
+
+    def _apply_rows(self, X):
+        """``X @ A_hat.T`` for ``X`` of shape ``(s, n)``, with a C-contiguous result.
+
+        The transform of row-major data: blocks of rows are transposed in
+        cache, never the whole of ``X`` or of the result.
+        """
+        k = X.shape[0]
+        dtype = np.result_type(self.dtype, X.dtype)
+        dense, width = self._product_plan(k)
+        if dense:
+            D = self._dense_form()
+            return np.ascontiguousarray(dense_product(X, D.T, D.size * k), dtype=dtype)
+        out = np.empty((k, self.shape[0]), dtype=dtype)
+        self._run(X, out, width, rows=True)
+        return out
+
+    def _run(self, X, out, width, rows):
+        """Products of the blocks of ``width`` vectors of ``X`` into ``out``."""
+        m, n = self.shape
+        pn = self.padded_shape[1]
+        dtype = out.dtype
+        k = out.shape[0] if rows else out.shape[1]
+        fused = self._fused(width)
+        cols, inv_rows = self.col_perm, self._inverse_row_perm()
+
+        def block(start, stop, buffers):
+            w = stop - start
+            Xb = buffer(buffers, "in", (pn, w), dtype)
+            src = X[start:stop].T if rows else X[:, start:stop]
+            if cols is None:
+                Xb[:n] = src
+            elif src.dtype == dtype:
+                np.take(src, cols, axis=0, out=Xb[:n], mode="clip")
+            else:
+                Xb[:n] = np.take(src, cols, axis=0)
+            if pn != n:
+                Xb[n:] = 0
+            Y = apply_fused(fused, Xb, buffers, dtype)[:m]
+            if inv_rows is not None:
+                Y = np.take(Y, inv_rows, axis=0)
+            if rows:
+                out[start:stop] = Y.T
+            else:
+                out[:, start:stop] = Y
+
+        macs = chain_n_params(self.chain) * k
+        run_blocks(k, width, macs, block)
+
+    def _inverse_row_perm(self):
+        """``argsort(row_perm)``: ``out = B[inverse]`` places ``out[row_perm] = B``."""
+        if self.row_perm is None:
+            return None
+        inverse = self._plans.get("inverse_rows")
+        if inverse is None:
+            inverse = np.argsort(self.row_perm)
+            with self._plans_lock:
+                inverse = self._plans.setdefault("inverse_rows", inverse)
+        return inverse
 
     def _matmat(self, X):
         return self._apply(np.asarray(X))

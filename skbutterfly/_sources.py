@@ -37,7 +37,9 @@ import hashlib
 
 import numpy as np
 
-from skbutterfly._split import split_group
+from skbutterfly._diagnostics import probe_vectors
+from skbutterfly._fusion import dense_row_blocks, is_chainable
+from skbutterfly._split import gathered_root_split, split_group
 from skbutterfly._twiddle import dense_to_twiddle
 from skbutterfly._validation import max_abs
 
@@ -51,8 +53,8 @@ __all__ = [
     "scaled",
 ]
 
-# Rows of the dense reconstruction formed at once when measuring errors.
-_ERROR_CHUNK = 256
+# Entries of the dense reconstruction formed at once when measuring errors.
+_ERROR_ENTRIES = 1 << 17
 
 
 class DenseSource:
@@ -87,6 +89,10 @@ class DenseSource:
         self.exponent = int(exponent)
         self._work = None
         self._fingerprint = None
+        # Whether the root split forms ``A @ probe_vectors(A) / 2**exponent``
+        # for the error estimate (kept in ``probe_products``).
+        self.collect_probes = False
+        self.probe_products = None
 
     def permuted(self, row_perm, col_perm, padded_shape):
         """The source of ``A[row_perm][:, col_perm]``, padded to ``padded_shape``."""
@@ -128,6 +134,26 @@ class DenseSource:
 
     def root_split(self, b2, c1, rank, *, orthonormalize, solver, n_jobs, random_state):
         """Rank-``rank`` split of ``W`` into a left and a right twiddle."""
+        if self.padded_shape == self.shape and self._work is None:
+            # The iterative path reads the permuted blocks straight from A
+            # (and forms the error estimate's probe products on the way).
+            probes = probe_vectors(self.matrix) if self.collect_probes else None
+            pair, self.probe_products = gathered_root_split(
+                self.matrix,
+                self.row_perm,
+                self.col_perm,
+                b2,
+                c1,
+                rank,
+                orthonormalize=orthonormalize,
+                solver=solver,
+                n_jobs=n_jobs,
+                random_state=random_state,
+                exponent=self.exponent,
+                probes=probes,
+            )
+            if pair is not None:
+                return pair
         ((left, right),) = split_group(
             [self.root_twiddle()],
             [b2],
@@ -185,23 +211,52 @@ def as_source(A, name="A"):
 def relative_error(op, A):
     """Relative Frobenius error ``||A - op||_F / ||A||_F`` (0 when both are zero).
 
-    The dense form of ``op`` is built by merging its factors.
+    The dense form of ``op`` is built by blocks of rows (merging its factors),
+    each compared with the same rows of ``A`` and dropped: the extra memory is
+    a few MiB and the two fused halves of the chain, never a copy of ``A``.
     """
     # Norms are taken on A / 2**e (exact) so that they neither overflow nor
     # underflow for entries near the ends of the floating point range.
     exponent = matrix_exponent(A)
-    approx = op.toarray()
+    m, n = A.shape
     err2 = norm2 = 0.0
-    for start in range(0, A.shape[0], _ERROR_CHUNK):
-        rows = slice(start, start + _ERROR_CHUNK)
-        block = ldexp(A[rows], -exponent)
-        diff = ldexp(approx[rows], -exponent)
-        diff -= block
-        err2 += float(np.linalg.norm(diff)) ** 2
-        norm2 += float(np.linalg.norm(block)) ** 2
+    for rows, cols, block in _approximation_rows(op):
+        start, stop = rows.start, min(rows.stop, m)
+        if start >= stop:
+            continue
+        index = np.arange(start, stop)
+        if op.row_perm is not None:
+            index = op.row_perm[index]
+        block_a = np.take(A, index, axis=0)
+        if op.col_perm is not None:
+            # A_hat[:, col_perm[j]] = B[:, j]: compare B with A[:, col_perm].
+            block_a = np.take(block_a, op.col_perm, axis=1)
+        block_a = ldexp(block_a, -exponent, out=block_a)
+        norm2 += float(np.linalg.norm(block_a)) ** 2
+        # block_a -= the approximation's rows (zero outside ``cols``).
+        width = min(cols.stop, n) - cols.start
+        if width > 0:
+            approx = ldexp(block[: stop - start, :width], -exponent)
+            block_a[:, cols.start : cols.start + width] -= approx
+            del approx
+        err2 += float(np.linalg.norm(block_a)) ** 2
     if norm2 == 0:
         return 0.0 if err2 == 0 else float("inf")
     return float(np.sqrt(err2 / norm2))
+
+
+def _approximation_rows(op):
+    """``(rows, cols, block)`` of the chain's dense product, a few MiB at a time."""
+    if op._source is None and is_chainable(op.chain):
+        yield from dense_row_blocks(op.twiddles, op.chain, _ERROR_ENTRIES)
+        return
+    # A transpose (or an unchainable chain): the dense form, without padding.
+    dense = op.toarray()
+    if op.row_perm is not None:
+        dense = dense[op.row_perm]
+    if op.col_perm is not None:
+        dense = dense[:, op.col_perm]
+    yield slice(0, dense.shape[0]), slice(0, dense.shape[1]), dense
 
 
 def matrix_exponent(A, top=None):
@@ -218,9 +273,20 @@ def scaled(A, exponent=None):
 
 
 def frobenius_norm(A):
-    """``||A||_F`` without overflow or underflow in the squares."""
-    As, exponent = scaled(A)
-    return float(np.ldexp(np.linalg.norm(As), exponent))
+    """``||A||_F`` without overflow or underflow in the squares.
+
+    Matrices whose magnitudes could overflow or underflow when squared are
+    scaled by an exact power of two, a few MiB of rows at a time (never a
+    copy of ``A``).
+    """
+    exponent = matrix_exponent(A)
+    if A.dtype.kind not in "fc" or abs(exponent) <= np.finfo(A.dtype).maxexp // 4:
+        return float(np.linalg.norm(A))
+    step = max(1, _ERROR_ENTRIES // max(1, A.shape[-1]))
+    total = 0.0
+    for start in range(0, A.shape[0], step):
+        total += float(np.linalg.norm(ldexp(A[start : start + step], -exponent))) ** 2
+    return float(np.ldexp(np.sqrt(total), exponent))
 
 
 def ldexp(X, exponent, out=None):

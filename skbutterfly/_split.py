@@ -32,10 +32,17 @@ from skbutterfly._block_svd import (
     pivot_phases,
     solve_blocks_exactly,
 )
+from skbutterfly._diagnostics import probe_products
 from skbutterfly._subspace import dominant_triplets, filter_dtype
 from skbutterfly._twiddle import split_blocks, split_twiddles
 
-__all__ = ["THIN_MAX", "block_shape", "split_group", "split_stacked"]
+__all__ = [
+    "THIN_MAX",
+    "block_shape",
+    "gathered_root_split",
+    "split_group",
+    "split_stacked",
+]
 
 # Blocks with a side of at most this size that do not settle under power
 # iteration finish on the exact Gram path instead of a wider subspace.
@@ -188,16 +195,17 @@ def _view_split(T, b2, c1, rank, orthonormalize, n_jobs, random_state, thin):
 _PIECE_BYTES = 4 << 20
 
 
-def _piece_axis(V):
-    """Batch axis of ``V`` (shape ``(a, c1, b2, d, b1, c2)``) to cut pieces along.
+def _piece_axis(shape, itemsize):
+    """Batch axis of blocks of shape ``(a, c1, b2, d, b1, c2)`` to cut pieces along.
 
     The outermost axis in memory order (``a``, ``d``, then ``b2``, whose
     slices are groups of whole rows of the twiddle) that has more than one
     index and whose index fits in a piece, so that a piece is a few compact
     regions of memory; returns it and the number of its indices per piece.
     """
-    sizes = V.shape[:4]
-    per_index = [V.size // n * V.itemsize for n in sizes]
+    sizes = shape[:4]
+    size = int(np.prod(shape))
+    per_index = [size // n * itemsize for n in sizes]
     for axis in (0, 3, 2, 1):
         if sizes[axis] > 1 and per_index[axis] <= _PIECE_BYTES:
             return axis, _PIECE_BYTES // per_index[axis]
@@ -205,43 +213,236 @@ def _piece_axis(V):
     return axis, 1
 
 
-def _iterative_split(V, left_v, right_v, k, orthonormalize, n_jobs, rng):
+def _blas_strided(V):
+    """Whether every block of ``V`` is a matrix BLAS reads in place (unit stride)."""
+    row, col = V.strides[-2:]
+    return col == V.itemsize and row % V.itemsize == 0 and row >= col * V.shape[-1]
+
+
+def _iterative_split(V, left_v, right_v, k, orthonormalize, n_jobs, rng, read=None):
     """Rank-``k`` split of the blocks ``V`` by pieces that fit in cache.
 
     Every piece (a fixed run of indices along one batch axis, a few MiB of
     blocks) is solved by :func:`dominant_triplets` while it stays in cache,
     with its own random stream; pieces are the same for any ``n_jobs``, so
-    the factors are too.
+    the factors are too. A piece is read in place when its blocks are
+    matrices BLAS takes with their strides (the first product brings it into
+    cache), else copied once into a reused contiguous buffer. ``read(ix,
+    buffers)``, when given, returns the blocks of the piece ``ix`` instead
+    (``V`` then only gives the shape and dtype, e.g. a gathered root split).
     """
-    b1, c2 = V.shape[-2:]
-    axis, piece = _piece_axis(V)
+    shape = V.shape
+    b1, c2 = shape[-2:]
+    axis, piece = _piece_axis(shape, V.itemsize)
     rng = rng if rng is not None else np.random.RandomState(0)
     draw = getattr(rng, "integers", None) or rng.randint
     seed = int(draw(0, 2**31 - 1))
     small = min(b1, c2) <= THIN_MAX
-    # Each thread copies its pieces into one reused buffer: fresh pages would
-    # cost page faults on every piece.
-    buffers = threading.local()
+    in_place = read is None and _blas_strided(V)
+    # Each thread reuses its buffers: fresh pages would cost page faults on
+    # every piece.
+    local = threading.local()
 
     def solve(ix):
         start = ix[axis].start or 0
-        view = V[ix]  # whole rows of the twiddle when the axis allows
-        if getattr(buffers, "shape", None) != view.shape:
-            buffers.shape = view.shape
-            buffers.piece = np.empty(view.shape, V.dtype)
-            buffers.filter = np.empty(view.shape, filter_dtype(V.dtype))
-        np.copyto(buffers.piece, view)
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            buffers = local.buffers = {}
+        if read is not None:
+            blocks = read(ix, buffers)
+        elif in_place:
+            blocks = V[ix]
+        else:
+            blocks = _reused(buffers, "piece", V[ix].shape, V.dtype)
+            np.copyto(blocks, V[ix])
         U, R = dominant_triplets(
-            buffers.piece,
+            blocks,
             k,
             np.random.default_rng([seed, start]),
             small=small,
-            filter_buffer=buffers.filter,
+            filter_buffer=_reused(
+                buffers, "filter", blocks.shape, filter_dtype(V.dtype)
+            ),
         )
         _store(left_v[ix], right_v[ix], U, R, orthonormalize)
 
-    work = V.size * min(b1, c2)
-    BatchChunks(axis, V.shape[axis], n_jobs, work, piece=piece).run(solve)
+    work = int(np.prod(shape)) * min(b1, c2)
+    BatchChunks(axis, shape[axis], n_jobs, work, piece=piece).run(solve)
+
+
+def _reused(buffers, name, shape, dtype):
+    """A C-contiguous buffer of ``shape``, kept in ``buffers`` for the next piece."""
+    held = buffers.get(name)
+    if held is None or held.shape != tuple(shape) or held.dtype != dtype:
+        held = buffers[name] = np.empty(shape, dtype)
+    return held
+
+
+# Bytes of whole rows one gather of the root split reads at once.
+_GATHER_BYTES = 4 << 20
+
+
+def gathered_root_split(
+    A,
+    row_perm,
+    col_perm,
+    b2,
+    c1,
+    rank,
+    *,
+    orthonormalize,
+    solver,
+    n_jobs,
+    random_state,
+    exponent=0,
+    probes=None,
+):
+    """Root split of ``W = A[row_perm][:, col_perm] / 2**exponent``, read from ``A``.
+
+    The permuted matrix is never formed. The blocks of the split are
+    ``W[i2::b2, j1*c2:(j1+1)*c2]``; a gather reads whole rows of ``A`` (the
+    rows ``i2 + b2 t`` of a run of ``i2``, contiguous in memory whatever the
+    column permutation) into a reused buffer, permuting their columns in
+    cache, and the blocks of the buffer are solved by
+    :func:`dominant_triplets` a cache-sized batch at a time. Gathers and
+    batches are fixed by the shapes (not by ``n_jobs``), each batch with its
+    own random stream. With ``probes`` (real, shape ``(N, p)``), the rows
+    in cache also give ``A @ probes / 2**exponent`` (the fit's error
+    estimate), at no extra pass over ``A``.
+
+    Returns
+    -------
+    pair : tuple of ndarray, or None
+        ``(left, right)``, or None when the blocks do not take the iterative
+        path (the caller then splits the permuted matrix).
+    products : ndarray of shape (M, p) or None
+        ``A @ probes / 2**exponent`` when ``probes`` is given.
+    """
+    M, N = A.shape
+    b1, c2 = M // b2, N // c1
+    if choose_svd_solver(solver, (b1, c2), rank) != "subspace":
+        return None, None
+    k = min(rank, b1, c2)
+    small = min(b1, c2) <= THIN_MAX
+    itemsize = A.dtype.itemsize
+    left6 = np.zeros((1, b2, 1, b1, c1, rank), dtype=A.dtype)
+    right6 = np.zeros((1, c1, 1, rank, b2, c2), dtype=A.dtype)
+    # (c1, b2, b1, ...): the block order of the gather buffer.
+    left_v = left6.transpose(0, 4, 1, 2, 3, 5)[0, :, :, 0, :, :k]
+    right_v = right6.transpose(0, 1, 4, 2, 3, 5)[0, :, :, 0, :k, :]
+    rows = np.arange(M) if row_perm is None else row_perm
+    rows = rows.reshape(b1, b2)
+    split = _column_split(col_perm, c1, c2)
+    products = None
+    if probes is not None and not exponent:  # (extreme values: estimated apart)
+        # Row q of a gather buffer holds A's columns ``columns[q]``.
+        if col_perm is None:
+            columns = np.arange(N)
+        elif split is None:
+            columns = col_perm
+        else:
+            columns = (np.arange(c1)[:, None] + c1 * np.arange(c2)[None, :]).ravel()
+        probes_buf = np.ascontiguousarray(probes[columns])
+        products = np.empty((M, probes.shape[1]), dtype=A.dtype)
+    # Small matrices gather less at once: the buffers then stay a small share
+    # of the input (the estimator's fit peaks under 1.3x its input).
+    gather_bytes = min(_GATHER_BYTES, max(1 << 20, A.nbytes // 16))
+    groups = max(1, min(b2, gather_bytes // (b1 * N * itemsize)))
+    batch = max(1, _PIECE_BYTES // (groups * b1 * c2 * itemsize))
+    rng = random_state if random_state is not None else np.random.RandomState(0)
+    draw = getattr(rng, "integers", None) or rng.randint
+    seed = int(draw(0, 2**31 - 1))
+    local = threading.local()
+
+    def gather(group, buffers):
+        """Blocks ``(c1, count, b1, c2)`` of the rows ``i2 + b2 t`` (``i2`` in group).
+
+        Without a column permutation the blocks are copied contiguous (the
+        iterative solver reads them many times on flat spectra). With one,
+        the buffer keeps the rows in order (``(b1, count, N)``, each row's
+        columns permuted) and the blocks are a BLAS-strided view of it.
+        """
+        count = group.stop - group.start
+        if row_perm is None:
+            A_rows = A.reshape(b1, b2, N)[:, group]
+        else:
+            A_rows = np.take(A, rows[:, group], axis=0)
+        if col_perm is None:
+            buf = _reused(buffers, "gather", (c1, count, b1, c2), A.dtype)
+            np.copyto(buf, A_rows.reshape(b1, count, c1, c2).transpose(2, 1, 0, 3))
+            blocks = buf
+            rows_in_cache = A_rows  # just read: the probes find it in cache
+        else:
+            buf = _reused(buffers, "gather", (b1, count, c1, c2), A.dtype)
+            if split is None:
+                flat = buf.reshape(b1, count, N)
+                np.take(A_rows, col_perm, axis=2, out=flat, mode="clip")
+            else:
+                # W's column j1*c2 + t is A's outer[j1] + c1*inner[t]: buffer
+                # block outer[j1] holds A's columns j' + c1*s, a transpose of
+                # each row's (c2, c1) tile (the row stays in cache).
+                tiles = A_rows.reshape(b1, count, c2, c1).transpose(0, 1, 3, 2)
+                np.copyto(buf, tiles)
+            blocks = buf.transpose(2, 1, 0, 3)
+            rows_in_cache = buf.reshape(b1, count, N)
+        if exponent:  # exact: W = A / 2**exponent
+            flat = buf.view(np.finfo(A.dtype).dtype)
+            np.ldexp(flat, -exponent, out=flat)
+        if products is not None:
+            products[rows[:, group]] = probe_products(rows_in_cache, probes_buf)
+        return blocks
+
+    def solve(ix):
+        group = ix[0]
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            buffers = local.buffers = {}
+        blocks = gather(group, buffers)
+        for j in range(0, c1, batch):
+            part = blocks[j : j + batch]
+            U, R = dominant_triplets(
+                part,
+                k,
+                np.random.default_rng([seed, group.start, j]),
+                small=small,
+                filter_buffer=_reused(
+                    buffers, "filter", part.shape, filter_dtype(A.dtype)
+                ),
+            )
+            if split is None:
+                target = slice(j, j + batch)
+            else:
+                outer_inv, inner = split
+                target = outer_inv[j : j + batch]
+                R = np.take(R, inner, axis=-1)
+            left_part = np.empty(U.shape, A.dtype)
+            right_part = np.empty(R.shape, A.dtype)
+            _store(left_part, right_part, U, R, orthonormalize)
+            left_v[target, group] = left_part
+            right_v[target, group] = right_part
+
+    work = M * N * k
+    with blas_single_thread():
+        BatchChunks(0, b2, n_jobs, work, piece=groups).run(solve)
+    pair = left6.reshape(1, b2, b1, c1 * rank), right6.reshape(c1, 1, rank * b2, c2)
+    return pair, products
+
+
+def _column_split(col_perm, c1, c2):
+    """``(outer_inv, inner)`` when ``col_perm[j1*c2 + t] = outer[j1] + c1*inner[t]``.
+
+    Digit reversals (bit reversal, the DFT's mixed-radix orders) have this
+    form for every split of the chain: the columns of a block of ``W`` are
+    then a strided set of ``A``'s, read by a transpose of tiles rather than a
+    gather of single entries. None otherwise (or for the identity).
+    """
+    if col_perm is None:
+        return None
+    P = col_perm.reshape(c1, c2)
+    outer, inner = P[:, 0] % c1, P[0] // c1
+    if not np.array_equal(P, outer[:, None] + c1 * inner[None, :]):
+        return None
+    return np.argsort(outer), inner
 
 
 def _store(left_v, right_v, U, R, orthonormalize):

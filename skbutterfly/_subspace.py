@@ -99,10 +99,25 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
     batch = M.shape[:-2]
     complex_ = M.dtype.kind == "c"
     Mt = np.swapaxes(M, -1, -2)
+    row_energy = _sq_norms(M)
+    total = row_energy.sum(axis=-1)
+    settle = settle_tolerance(M.dtype)
+    if k == 1:
+        # A block of rank 1 (exact rank-1 butterflies) is u s v^H: its largest
+        # row is along v^H, so one step from it gives u to roundoff, and the
+        # block holds all its energy there, to roundoff (the energy left out
+        # is the squared error of the split: a block that leaves out more
+        # than roundoff is not exact). Other blocks go on below, as if this
+        # step had not been taken.
+        top = np.argmax(row_energy, axis=-1)[..., None, None]
+        start = _unit_rows(np.take_along_axis(M, top, axis=-2).conj())
+        Q, Z, held = _power_step(M, Mt, start, complex_)
+        if np.all(total - held <= 16 * np.finfo(M.dtype).eps * total):
+            return _finish(M, Q, Z)
     Z = _orth_rows(_uniform(rng, (*batch, k, c2), M.dtype))
     Q, Z, before = _power_step(M, Mt, Z, complex_)
     Q, Z, after = _power_step(M, Mt, _orth_rows(Z), complex_)
-    if np.all(np.abs(after - before) <= settle_tolerance(M.dtype) * after):
+    if np.all(np.abs(after - before) <= settle * after):
         return _finish(M, Q, Z)
     if small:
         return _gram_triplets(M, Mt, k)
@@ -119,7 +134,6 @@ def dominant_triplets(M, k, rng, *, small=False, filter_buffer=None):
     X = np.concatenate([Z, _unit_rows(extra)], axis=-2)
     Y = _times_mt(X, Mt)
     HX = _times_m(Y, M, complex_)
-    total = _sq_norms(M.reshape(*batch, -1))
     tol, cap = _accuracy(M.dtype)
     # The filter only has to point the block at the dominant subspace: it runs
     # in single precision (twice the GEMM speed); the Rayleigh-Ritz steps, which

@@ -150,7 +150,7 @@ def _qr_padded(X):
     return Q, Rm
 
 
-def apply_twiddle(T, X, dtype=None):
+def apply_twiddle(T, X, dtype=None, out=None):
     """Product of the factor of twiddle ``T`` with the columns of ``X``.
 
     One batched matmul over the ``(a, d)`` blocks, reading ``X`` and writing
@@ -160,9 +160,14 @@ def apply_twiddle(T, X, dtype=None):
     Parameters
     ----------
     T : ndarray of shape (a, d, b, c)
-    X : ndarray of shape (a*c*d, k), C-contiguous
+    X : ndarray of shape (a*c*d, k)
+        C-contiguous, or rows of unit stride a fixed distance apart (a view of
+        a padded buffer).
     dtype : dtype, default=None
         Dtype of the result; None means ``np.result_type(T, X)``.
+    out : ndarray of shape (a*b*d, k), default=None
+        Where to write the result (a reused buffer spares the page faults of
+        a fresh one), laid out like ``X``; its dtype is the result's.
 
     Returns
     -------
@@ -170,7 +175,9 @@ def apply_twiddle(T, X, dtype=None):
     """
     a, d, b, c = T.shape
     k = X.shape[1]
-    Y = np.empty((a * b * d, k), dtype=dtype or np.result_type(T, X))
+    if out is None:
+        out = np.empty((a * b * d, k), dtype=dtype or np.result_type(T, X))
+    Y = out
     Xv = X.reshape(a, c, d, k).transpose(0, 2, 1, 3)
     Yv = Y.reshape(a, b, d, k).transpose(0, 2, 1, 3)
     np.matmul(T, Xv, out=Yv)

@@ -194,12 +194,25 @@ def test_verbose_reports_levels(capsys):
     assert out.strip().splitlines()[-1].startswith("[skbutterfly] done:")
 
 
-def test_transform_is_fast_path_not_dense(monkeypatch):
-    est = ButterflyApproximator().fit(hadamard_matrix(16))
+def test_transform_of_a_large_operator_never_forms_the_dense_matrix(monkeypatch):
+    H = hadamard_matrix(1024)
+    est = ButterflyApproximator().fit(H)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("transform must not build a dense matrix")
 
     monkeypatch.setattr(type(est.operator_), "toarray", forbidden)
-    X = np.ones((2, 16))
-    assert_allclose(est.transform(X), X @ hadamard_matrix(16).T, atol=1e-12)
+    X = np.random.default_rng(0).standard_normal((3, 1024))
+    assert_allclose(est.transform(X), X @ H.T, atol=1e-10)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 300])
+def test_transform_of_a_small_operator_uses_its_dense_form(rows):
+    """A 16 x 16 product is cheaper as one dense GEMM: the plan picks it."""
+    H = hadamard_matrix(16)
+    est = ButterflyApproximator().fit(H)
+    assert est.operator_._product_plan(rows)[0]
+    X = np.random.default_rng(0).standard_normal((rows, 16))
+    Y = est.transform(X)
+    assert Y.flags.c_contiguous
+    assert_allclose(Y, X @ H.T, atol=1e-12)

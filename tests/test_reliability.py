@@ -336,20 +336,21 @@ def test_memmap_factorized_without_a_full_copy(tmp_path):
     assert_allclose(op @ x, M @ x, rtol=1e-8, atol=1e-8 * np.abs(M @ x).max())
 
 
-@pytest.mark.xfail(
-    reason="engine: the estimator's relative_error_ forms op.toarray() (a dense "
-    "m x n array), so a fit allocates at least the matrix size",
-    strict=True,
-)
 def test_memmap_estimator_without_a_full_size_allocation(tmp_path):
+    """The estimator's fit, relative_error_ included, stays under 1.3x the input.
+
+    The error is measured by blocks of rows of the dense product (a few MiB
+    each), never a dense copy; measured here: about 0.26x on top of the input.
+    """
     M = _memmap(tmp_path, make_butterfly(2048, random_state=0))
     tracemalloc.start()
     try:
-        ButterflyApproximator().fit(M)
+        est = ButterflyApproximator().fit(M)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 0.75 * M.nbytes, f"peak {peak / 2**20:.1f} MiB"
+    assert peak < 0.3 * M.nbytes, f"peak {peak / 2**20:.1f} MiB"
+    assert est.relative_error_ < 1e-12
 
 
 # ---------------------------------------------------- layouts: F order, views

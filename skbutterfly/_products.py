@@ -1,0 +1,141 @@
+"""Products of a butterfly operator with many vectors, by cache-sized blocks.
+
+A product ``A_hat @ X`` (or ``X @ A_hat.T`` for row-major data) runs through
+the fused factors on blocks of a fixed number of vectors: every block is
+gathered (column permutation, zero padding, and the transpose of row-major
+data) into a reused buffer, goes through all factors while it stays in cache,
+and is scattered (row permutation, cropping) into the result. Reused buffers
+spare the page faults of fresh intermediates, which cost more than the
+arithmetic on large batches. Tall batches run their blocks on a small thread
+pool with BLAS held to one thread (threads times BLAS threads never exceed the
+cores). The blocks are the same whatever the number of threads, and every
+vector's result only depends on the plan of its block width, so products are
+deterministic.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from skbutterfly._block_svd import blas_single_thread
+from skbutterfly._twiddle import apply_twiddle
+
+__all__ = ["apply_fused", "block_width", "buffer", "dense_product", "run_blocks"]
+
+# Bytes of one block of vectors at the widest point of the chain: the block
+# and its intermediates stay in the last-level cache.
+_BLOCK_BYTES = 4 << 20
+# Fewest vectors per block (narrower matmuls cost more per multiply-add).
+_MIN_WIDTH = 16
+# Multiply-adds below which a product runs on the calling thread alone.
+PARALLEL_MIN_MACS = 2**22
+# Dense products with a number of multiply-adds in this range run with BLAS
+# held to one thread: OpenBLAS threads them, and on a loaded machine its
+# threads wait for each other for whole scheduler slices (a 3e6 multiply-add
+# GEMM measured 14 ms instead of 0.1 ms at a load average of 3 on 2 cores).
+_DENSE_SERIAL_MACS = (2**18, 2**24)
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _executor():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=_n_workers(), thread_name_prefix="skbutterfly"
+            )
+    return _pool
+
+
+def _n_workers():
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def block_width(height, itemsize, k):
+    """Vectors per block: ``k`` itself, or a power of two whose block fits the cache.
+
+    ``height`` is the largest number of rows a block has between two factors.
+    """
+    width = _BLOCK_BYTES // max(1, height * itemsize)
+    width = max(_MIN_WIDTH, 1 << (max(1, width).bit_length() - 1))
+    return min(k, width)
+
+
+def run_blocks(k, width, macs, func):
+    """Call ``func(start, stop, buffers)`` on the blocks ``[start, stop)`` of ``k``.
+
+    ``buffers`` is a dict private to the calling thread (reused across its
+    blocks). Blocks run on the thread pool when there are several and the
+    product has at least :data:`PARALLEL_MIN_MACS` multiply-adds.
+    """
+    starts = list(range(0, k, width))
+    n_workers = min(_n_workers(), len(starts))
+    if n_workers < 2 or macs < PARALLEL_MIN_MACS:
+        buffers = {}
+        for start in starts:
+            func(start, min(start + width, k), buffers)
+        return
+    groups = [starts[i::n_workers] for i in range(n_workers)]
+
+    def run_group(group):
+        buffers = {}
+        for start in group:
+            func(start, min(start + width, k), buffers)
+
+    with blas_single_thread():
+        futures = [_executor().submit(run_group, group) for group in groups]
+        for future in futures:
+            future.result()
+
+
+def buffer(buffers, name, shape, dtype):
+    """A reused ``(rows, width)`` buffer, a view whose rows are padded by 64 bytes.
+
+    Rows a power of two of bytes apart alias in the cache when a block is
+    read by columns (the transposes of row-major data): the padding keeps
+    them apart. BLAS takes the padded rows as its leading dimension.
+    """
+    rows, width = shape
+    dtype = np.dtype(dtype)
+    pad = max(1, 64 // dtype.itemsize)
+    held = buffers.get(name)
+    if (
+        held is None
+        or held.dtype != dtype
+        or held.shape[1] < width + pad
+        or held.shape[0] < rows
+    ):
+        held = np.empty((rows, width + pad), dtype=dtype)
+        buffers[name] = held
+    return held[:rows, :width]
+
+
+def apply_fused(fused, X, buffers, dtype):
+    """``F_1 ... F_L @ X`` through the fused twiddles (leftmost first).
+
+    ``X`` is an ``(N, width)`` block with unit stride along its rows;
+    intermediates alternate between two reused buffers. Returns a view of
+    one of them.
+    """
+    width = X.shape[1]
+    names = ("ping", "pong")
+    for i, T in enumerate(reversed(fused)):
+        a, d, b, _ = T.shape
+        out = buffer(buffers, names[i % 2], (a * b * d, width), dtype)
+        X = apply_twiddle(T, X, out=out)
+    return X
+
+
+def dense_product(left, right, macs):
+    """``left @ right``, on one BLAS thread for mid-sized products (see above)."""
+    lo, hi = _DENSE_SERIAL_MACS
+    if lo <= macs < hi:
+        with blas_single_thread():
+            return left @ right
+    return left @ right
