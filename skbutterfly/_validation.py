@@ -97,10 +97,11 @@ def check_matrix(A, name="A", *, finite=True):
     structured dtypes raise. Sparse input is densified (a ``ValueError`` is raised
     when its dense form would not fit in the available memory); pandas frames with
     nullable numeric columns become float64 or complex128. The result is
-    C-contiguous: C-ordered arrays of a supported dtype, memory maps included, are
-    returned as views without a copy; Fortran-ordered and strided arrays are copied
-    once. ``finite=False`` leaves the NaN/inf check (one pass over the matrix) to
-    the caller.
+    C-contiguous and in the machine's byte order: C-ordered arrays of a supported
+    dtype, memory maps included, are returned as views without a copy;
+    Fortran-ordered, strided and byte-swapped arrays are copied once.
+    ``finite=False`` leaves the NaN/inf check (one pass over the matrix) to the
+    caller.
     """
     if sp.issparse(A):
         A = _densify(A, name)
@@ -155,6 +156,9 @@ def check_matrix(A, name="A", *, finite=True):
         A = A.astype(np.float32, order="C")
     elif A.dtype.type not in _SUPPORTED_DTYPES:
         A = A.astype(np.complex128 if A.dtype.kind == "c" else np.float64, order="C")
+    elif not A.dtype.isnative:
+        # The solvers view complex data as pairs of native reals: swap once.
+        A = A.astype(A.dtype.newbyteorder("="), order="C")
     elif not A.flags.c_contiguous:
         # Fortran-ordered and strided views: the factorization reads blocks as
         # strided views of A, whose rounding depends on the memory layout; one
