@@ -1,7 +1,9 @@
 """Fits of matrices stored in zarr with row chunks: memory and time.
 
 For each size, a noisy butterfly is written to a zarr store chunk by chunk
-(never whole in memory), then fresh processes measure
+(never whole in memory), then fresh processes measure, in ``--repeat`` rounds
+of the three (read, fit, fit + error side by side, so that each ratio compares
+runs made under the same load of a shared machine),
 
 - one read of the data through dask (``da.from_zarr(path).sum().compute()``),
 - ``butterfly_factorize(Z)`` (the fit alone) and
@@ -149,6 +151,7 @@ def main():
     parser.add_argument("--cluster-sizes", type=int, nargs="*", default=[8192])
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--chunk-mib", type=float, default=32)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--folder", default=None)
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
@@ -169,12 +172,18 @@ def main():
             print(f"n={n}: store written in {written:.1f} s", flush=True)
             for cluster in sorted({c for m, c in plan if m == n}):
                 where = "2-worker LocalCluster" if cluster else "one process"
-                results = {
-                    what: measure(what, path, small, cluster)
-                    for what in ("read", "factorize", "fit")
-                }
-                print(n, where, results, flush=True)
-                rows.append((n, chunk_rows, where, results, os.getloadavg()))
+                rounds, loads = [], []
+                for _ in range(args.repeat):
+                    loads.append(os.getloadavg()[0])
+                    rounds.append(
+                        {
+                            what: measure(what, path, small, cluster)
+                            for what in ("read", "factorize", "fit")
+                        }
+                    )
+                    print(n, where, rounds[-1], flush=True)
+                loads.append(os.getloadavg()[0])
+                rows.append((n, chunk_rows, where, rounds, loads))
             shutil.rmtree(path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -184,41 +193,65 @@ def main():
 def write_report(args, rows):
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     mib = 2**20
+    sizes = " ".join(map(str, args.sizes))
+    cluster_sizes = " ".join(map(str, args.cluster_sizes))
     lines = [
         "# Chunked fits: matrices in zarr with row chunks",
         "",
-        "Produced by `python benchmarks/bench_chunked.py "
-        f"--sizes {' '.join(map(str, args.sizes))} --cluster-sizes "
-        f"{' '.join(map(str, args.cluster_sizes))}` (noise {args.noise}, chunks of "
-        f"{args.chunk_mib:g} MiB = whole rows). Each cell is a fresh process; "
-        "memory is the growth over the process's state after a warm-up fit of a "
-        "small store: `VmHWM` growth is the peak resident memory (file pages "
-        "included), `RssAnon` growth is the peak anonymous memory (sampled every "
-        "10 ms). On the cluster, the figures are the client process's.",
+        f"Produced by `python benchmarks/bench_chunked.py --sizes {sizes} "
+        f"--cluster-sizes {cluster_sizes} --repeat {args.repeat}` (noise "
+        f"{args.noise}, chunks of {args.chunk_mib:g} MiB = whole rows). Each "
+        "measurement is a fresh process; a round measures the read, the fit and "
+        "the fit with its error one after the other, and the rounds repeat: "
+        "times are medians over the rounds, `fit / read` is the median of the "
+        "rounds' own ratios (a read and a fit made under the same load). Memory "
+        "is the growth over the process's state after a warm-up fit of a small "
+        "store, the largest over the rounds: `VmHWM` growth is the peak "
+        "resident memory (file pages included), `RssAnon` growth is the peak "
+        "anonymous memory (sampled every 10 ms). On the cluster, the figures "
+        "are the client process's.",
         "",
         f"Load when written: `{uptime}` (2 cores shared with other engineers' "
-        "jobs; timings are noisy, compare the columns of one row).",
+        "jobs; the load column gives the 1-minute load average's range during "
+        "the rounds).",
         "",
         "| n | matrix | where | one read (`sum`) | `butterfly_factorize` | "
         "fit + error (`ButterflyApproximator`) | fit / read | peak RSS growth | "
-        "peak anon growth | relative error | load (1/5/15 min) |",
+        "peak anon growth | relative error | load (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for n, _, where, res, load in rows:
+    for n, _, where, rounds, loads in rows:
         size = n * n * 8
-        worst = max(res["factorize"]["hwm_growth"], res["fit"]["hwm_growth"])
-        anon = max(res["factorize"]["anon_growth"], res["fit"]["anon_growth"])
+
+        def median(what, key="seconds", rounds=rounds):
+            return float(np.median([r[what][key] for r in rounds]))
+
+        def ratio(what, rounds=rounds):
+            return float(
+                np.median([r[what]["seconds"] / r["read"]["seconds"] for r in rounds])
+            )
+
+        worst = max(r[w]["hwm_growth"] for r in rounds for w in ("factorize", "fit"))
+        anon = max(r[w]["anon_growth"] for r in rounds for w in ("factorize", "fit"))
         lines.append(
             f"| {n} | {size / 2**30:.2f} GiB | {where} | "
-            f"{res['read']['seconds']:.1f} s | {res['factorize']['seconds']:.1f} s | "
-            f"{res['fit']['seconds']:.1f} s | "
-            f"{res['factorize']['seconds'] / res['read']['seconds']:.1f}x / "
-            f"{res['fit']['seconds'] / res['read']['seconds']:.1f}x | "
+            f"{median('read'):.1f} s | {median('factorize'):.1f} s | "
+            f"{median('fit'):.1f} s | "
+            f"{ratio('factorize'):.1f}x / {ratio('fit'):.1f}x | "
             f"{worst / mib:.0f} MiB ({worst / size:.3f} of A) | "
             f"{anon / mib:.0f} MiB ({anon / size:.3f} of A) | "
-            f"{res['fit']['error']:.4f} | "
-            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} |"
+            f"{rounds[-1]['fit']['error']:.4f} | "
+            f"{min(loads):.1f} to {max(loads):.1f} |"
         )
+    lines.append("")
+    lines.append("Every round (seconds: read / factorize / fit + error):")
+    lines.append("")
+    for n, _, where, rounds, _ in rows:
+        cells = ", ".join(
+            " / ".join(f"{r[w]['seconds']:.1f}" for w in ("read", "factorize", "fit"))
+            for r in rounds
+        )
+        lines.append(f"- n = {n}, {where}: {cells}")
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import closing
 
@@ -22,34 +23,35 @@ __all__ = ["PanelFiles", "band_stats", "panel_matrix", "read_ahead", "solve_pane
 _SAFE_EXPONENT = 400
 
 
-def read_ahead(read, keys):
-    """``read(key)`` for each key, the next one read in a background thread.
+def read_ahead(read, keys, depth=1):
+    """``read(key)`` for each key, the next ``depth`` read in background threads.
 
-    The consumer's work on one item overlaps the read of the next (reads
-    release the GIL: file and store I/O, decompression, numpy copies). At
-    most two items are alive at a time; an exception of a read is raised
-    where its item is consumed, and a consumer that stops early waits for
-    the pending read.
+    The consumer's work on one item overlaps the reads of the next ones
+    (reads release the GIL: file and store I/O, decompression, numpy
+    copies), so at most ``depth + 1`` items are alive at a time. Items come
+    in the order of ``keys``; an exception of a read is raised where its item
+    is consumed, and a consumer that stops early waits for the pending reads.
     """
     keys = list(keys)
-    if not keys:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skb-read") as pool:
-        pending = pool.submit(read, keys[0])
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="skb-read") as pool:
+        pending = deque(pool.submit(read, key) for key in keys[:depth])
         try:
-            for key in keys[1:]:
-                item = pending.result()
-                pending = pool.submit(read, key)
+            for key in keys[depth:]:
+                item = pending[0].result()
+                pending.popleft()
+                pending.append(pool.submit(read, key))
                 yield item
                 del item
-            item = pending.result()
-            pending = None
-            yield item
+            while pending:
+                item = pending[0].result()
+                pending.popleft()
+                yield item
+                del item
         finally:
-            if pending is not None:
-                # A read already running finishes; its result is dropped.
-                pending.cancel()
-                wait([pending])
+            # Reads already running finish; their results are dropped.
+            for future in pending:
+                future.cancel()
+            wait(pending)
 
 
 def band_stats(values):
@@ -192,8 +194,9 @@ class PanelFiles:
 
         tops, norms = [], []
         try:
-            # Two bands of the budget's eighth each: one written, one read.
-            bands = closing(read_ahead(read, source.row_bands(1 / 8)))
+            # Three bands of the budget's eighth each: one written, two read
+            # (two chunks decoded at a time, like dask's own reads).
+            bands = closing(read_ahead(read, source.row_bands(1 / 8), depth=2))
             with bands as reads:
                 for (r0, _), values, (top, norm) in reads:
                     if not np.isfinite(top):
