@@ -15,7 +15,11 @@ the panel in memory, and nothing of the size of ``A`` is ever held.
 - Without one, panels are read straight from the array when its chunks allow
   it (each chunk read about once); row-chunked storage is first copied in one
   pass of row bands into panel files in a temporary folder, then the panels
-  are read back one at a time.
+  are read back one at a time. That pass is the only read of the store: it
+  also computes ``max|A|`` and ``||A||_F`` (otherwise a pass of their own,
+  :func:`chunk_statistics`), and the relative error of the fit is computed
+  from the kept panel files. The next band or panel is read in a background
+  thread while the current one is written, solved or compared.
 
 Every panel draws its random stream from ``(seed, first column class)`` and the
 panel width depends on the memory budget only, so the factors are the same
