@@ -68,6 +68,29 @@ import zarr
 import dask.array as da
 from skbutterfly import ButterflyApproximator, butterfly_factorize
 
+# Steps of the local fit switched off, to measure what each one buys.
+import skbutterfly._chunked as C
+import skbutterfly._chunked_error as E
+import skbutterfly._chunked_panels as P
+variant = args.get("variant", "")
+if "serial-reads" in variant:  # no read-ahead: read, then write or solve
+    def serial(read, keys, depth=1):
+        for key in keys:
+            yield read(key)
+    C.read_ahead = P.read_ahead = E.read_ahead = serial
+if "stats-pass" in variant:  # max|A| and ||A||_F by a pass of their own
+    split = C.ChunkedSource.root_split
+    def root_split(self, *a, **k):
+        self.top
+        return split(self, *a, **k)
+    C.ChunkedSource.root_split = root_split
+if "store-error" in variant:  # the relative error by a pass over the store
+    relative_error = C.ChunkedSource.relative_error
+    def store_error(self, op):
+        self._shared.drop_spill()
+        return relative_error(self, op)
+    C.ChunkedSource.relative_error = store_error
+
 client = cluster = None
 if args["cluster"]:
     from distributed import Client, LocalCluster
@@ -130,8 +153,16 @@ def write_store(path, n, noise, chunk_rows, seed=0):
     return Z
 
 
-def measure(what, path, small, cluster=False):
-    args = json.dumps({"what": what, "path": path, "small": small, "cluster": cluster})
+def measure(what, path, small, cluster=False, variant=""):
+    args = json.dumps(
+        {
+            "what": what,
+            "path": path,
+            "small": small,
+            "cluster": cluster,
+            "variant": variant,
+        }
+    )
     env = {**os.environ, "PYTHONPATH": os.path.dirname(HERE)}
     out = subprocess.run(
         [sys.executable, "-c", _MEASURE, args],
@@ -152,11 +183,16 @@ def main():
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--chunk-mib", type=float, default=32)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="also time the one-process fits with each of their steps switched off",
+    )
     parser.add_argument("--folder", default=None)
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="bench-chunked-", dir=args.folder)
-    rows = []
+    rows, steps = [], []
     try:
         small = os.path.join(folder, "small.zarr")
         write_store(small, 256, args.noise, 64)
@@ -184,13 +220,40 @@ def main():
                     print(n, where, rounds[-1], flush=True)
                 loads.append(os.getloadavg()[0])
                 rows.append((n, chunk_rows, where, rounds, loads))
+                if args.steps and not cluster:
+                    steps.append((n, measure_steps(args, path, small)))
             shutil.rmtree(path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    write_report(args, rows)
+    write_report(args, rows, steps)
 
 
-def write_report(args, rows):
+# (label, what, variant): the fit without one of its steps, next to the fit.
+STEPS = [
+    ("`butterfly_factorize`", "factorize", ""),
+    ("... statistics by a pass of their own", "factorize", "stats-pass"),
+    ("... no read-ahead", "factorize", "serial-reads"),
+    ("... both (the previous fit)", "factorize", "stats-pass,serial-reads"),
+    ("fit + error (`ButterflyApproximator`)", "fit", ""),
+    ("... error by a pass over the store", "fit", "store-error"),
+    ("... none of the three", "fit", "stats-pass,serial-reads,store-error"),
+]
+
+
+def measure_steps(args, path, small):
+    """Rounds of the read and every variant of :data:`STEPS`, interleaved."""
+    rounds = []
+    for _ in range(args.repeat):
+        read = measure("read", path, small)["seconds"]
+        times = [
+            measure(what, path, small, variant=v)["seconds"] for _, what, v in STEPS
+        ]
+        rounds.append((read, times, os.getloadavg()[0]))
+        print("steps", rounds[-1], flush=True)
+    return rounds
+
+
+def write_report(args, rows, steps=()):
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     mib = 2**20
     sizes = " ".join(map(str, args.sizes))
@@ -252,6 +315,26 @@ def write_report(args, rows):
             for r in rounds
         )
         lines.append(f"- n = {n}, {where}: {cells}")
+    for n, rounds in steps:
+        reads = [read for read, _, _ in rounds]
+        loads = [load for _, _, load in rounds]
+        lines += [
+            "",
+            f"What each step buys (n = {n}, one process, `--steps`): each round "
+            "times one read and every variant in turn; medians over "
+            f"{len(rounds)} rounds, the ratio is the median of each round's "
+            f"variant / read (read {np.median(reads):.1f} s, load "
+            f"{min(loads):.1f} to {max(loads):.1f}).",
+            "",
+            "| variant | seconds | / read |",
+            "|---|---|---|",
+        ]
+        for k, (label, _, _) in enumerate(STEPS):
+            times = [t[k] for _, t, _ in rounds]
+            ratios = [t[k] / read for read, t, _ in rounds]
+            lines.append(
+                f"| {label} | {np.median(times):.1f} s | {np.median(ratios):.1f}x |"
+            )
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
