@@ -100,10 +100,13 @@ if args["cluster"]:
 Z = zarr.open_array(args["path"], mode="r")
 # Warm up imports, thread pools and the cluster on a small store.
 ButterflyApproximator().fit(zarr.open_array(args["small"], mode="r"))
+if client is not None:
+    client.get_task_stream(count=1)  # the scheduler starts recording tasks
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base = status()
 anon = AnonPeak()
+started = time.time()
 start = time.perf_counter()
 if args["what"] == "read":
     float(da.from_zarr(args["path"]).sum().compute())
@@ -116,7 +119,12 @@ else:
 elapsed = time.perf_counter() - start
 peak_anon = anon.close()
 end = status()
+workers = None
+if client is not None:  # after the memory measurement: the records come back
+    records = client.get_task_stream(start=started)
+    workers = len({r["worker"] for r in records if "solve_panel" in str(r["key"])})
 print(json.dumps({
+    "panel_workers": workers,
     "seconds": elapsed,
     "hwm_growth": end["VmHWM"] - base["VmRSS"],
     "anon_growth": peak_anon - base["RssAnon"],
@@ -296,6 +304,11 @@ def write_report(args, rows, steps=()):
 
         worst = max(r[w]["hwm_growth"] for r in rounds for w in ("factorize", "fit"))
         anon = max(r[w]["anon_growth"] for r in rounds for w in ("factorize", "fit"))
+        if "LocalCluster" in where:
+            counts = sorted(
+                {r[w]["panel_workers"] for r in rounds for w in ("factorize", "fit")}
+            )
+            where += f" (panel tasks ran on {' or '.join(map(str, counts))} workers)"
         lines.append(
             f"| {n} | {size / 2**30:.2f} GiB | {where} | "
             f"{median('read'):.1f} s | {median('factorize'):.1f} s | "
