@@ -194,9 +194,10 @@ class PanelFiles:
 
         tops, norms = [], []
         try:
-            # Three bands of the budget's eighth each: one written, two read
-            # (two chunks decoded at a time, like dask's own reads).
-            bands = closing(read_ahead(read, source.row_bands(1 / 8), depth=2))
+            # Two bands of the budget's eighth each: one written, one read. (Two
+            # bands read at a time cost more CPU than they save when the reads
+            # are decoding, not waiting: benchmarks/results/chunked.md.)
+            bands = closing(read_ahead(read, source.row_bands(1 / 8)))
             with bands as reads:
                 for (r0, _), values, (top, norm) in reads:
                     if not np.isfinite(top):
