@@ -270,7 +270,8 @@ def write_report(args, rows, steps=()):
         "# Chunked fits: matrices in zarr with row chunks",
         "",
         f"Produced by `python benchmarks/bench_chunked.py --sizes {sizes} "
-        f"--cluster-sizes {cluster_sizes} --repeat {args.repeat}` (noise "
+        f"--cluster-sizes {cluster_sizes} --repeat {args.repeat}"
+        f"{' --steps' if args.steps else ''}` (noise "
         f"{args.noise}, chunks of {args.chunk_mib:g} MiB = whole rows). Each "
         "measurement is a fresh process; a round measures the read, the fit and "
         "the fit with its error one after the other, and the rounds repeat: "
