@@ -217,6 +217,24 @@ def test_without_dask_the_error_says_what_to_install(monkeypatch):
         butterfly_factorize(FakeZarr())
 
 
+def test_read_ahead_keeps_the_order_and_raises_where_the_item_is_consumed():
+    from skbutterfly._chunked_panels import read_ahead
+
+    assert list(read_ahead(lambda k: 2 * k, range(5))) == [0, 2, 4, 6, 8]
+    assert list(read_ahead(lambda k: k, [])) == []
+
+    def read(k):
+        if k == 3:
+            raise OSError("disk read error")
+        return k
+
+    got = []
+    with pytest.raises(OSError, match="disk read error"):
+        for item in read_ahead(read, range(6), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
 # -- bad inputs ---------------------------------------------------------------
 
 
