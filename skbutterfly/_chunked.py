@@ -15,7 +15,11 @@ the panel in memory, and nothing of the size of ``A`` is ever held.
 - Without one, panels are read straight from the array when its chunks allow
   it (each chunk read about once); row-chunked storage is first copied in one
   pass of row bands into panel files in a temporary folder, then the panels
-  are read back one at a time.
+  are read back one at a time. That pass is the only read of the store: it
+  also computes ``max|A|`` and ``||A||_F`` (otherwise a pass of their own,
+  :func:`chunk_statistics`), and the relative error of the fit is computed
+  from the kept panel files. The next band or panel is read in a background
+  thread while the current one is written, solved or compared.
 
 Every panel draws its random stream from ``(seed, first column class)`` and the
 panel width depends on the memory budget only, so the factors are the same
@@ -26,11 +30,17 @@ locally and on a cluster of any size.
 
 import itertools
 import sys
+from contextlib import closing
 
 import numpy as np
 
-from skbutterfly._chunked_error import RowsOf, chunk_error
-from skbutterfly._chunked_panels import PanelFiles, panel_matrix, solve_panel
+from skbutterfly._chunked_error import RowsOf, chunk_error, panel_files_error
+from skbutterfly._chunked_panels import (
+    PanelFiles,
+    panel_matrix,
+    read_ahead,
+    solve_panel,
+)
 from skbutterfly._twiddle import dense_to_twiddle
 from skbutterfly._validation import max_abs
 
@@ -145,6 +155,12 @@ def _chunk_stats(block):
     return np.array([[top, frobenius_norm(block) if np.isfinite(top) else np.nan]])
 
 
+def _same_perm(p, q):
+    if p is None or q is None:
+        return p is None and q is None
+    return p is q or np.array_equal(p, q)
+
+
 def _chunk_offsets(chunks):
     return [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
 
@@ -156,16 +172,24 @@ def _read_error(name, exc):
 
 
 def chunked_source(A, name="A", memory_budget=None):
-    """The block source of a chunked matrix, after one pass over its chunks.
+    """The block source of a chunked matrix (nothing is read yet).
 
-    The pass computes ``max|A|`` (finiteness check and the exact power-of-two
-    scale) and ``||A||_F`` chunk by chunk, on the dask cluster when a client is
-    active. A NaN or an infinity raises a ``ValueError`` naming the chunk and
-    the first bad entry.
+    The matrix's statistics (``max|A|``, for the finiteness check and the
+    exact power-of-two scale, and ``||A||_F``) are computed by the first pass
+    over the data that needs them: the copy of row chunks into panel files,
+    or a pass of their own (:func:`chunk_statistics`).
     """
-    from skbutterfly._factorize import _power_of_two_scale
+    return ChunkedSource(
+        _as_dask_array(A, name), name=name, memory_budget=memory_budget
+    )
 
-    D = _as_dask_array(A, name)
+
+def chunk_statistics(D, name):
+    """``(max|A|, ||A||_F)`` of a dask array, chunk by chunk (on the cluster if any).
+
+    A NaN or an infinity raises a ``ValueError`` naming the chunk and the
+    first bad entry.
+    """
     rows, cols = _chunk_offsets(D.chunks)
     # One task per chunk that reads and reduces it (map_blocks fuses the two):
     # never more chunks in memory than dask has threads.
@@ -187,25 +211,41 @@ def chunked_source(A, name="A", memory_budget=None):
         i, j = np.argwhere(~np.isfinite(tops))[0]
         r0, r1, c0, c1 = rows[i], rows[i + 1], cols[j], cols[j + 1]
         chunk = np.asarray(D[r0:r1, c0:c1].compute())
-        bad = np.argwhere(~np.isfinite(chunk))[0]
-        where = (int(r0 + bad[0]), int(c0 + bad[1]))
-        raise ValueError(
-            f"{name} contains NaN or infinity in chunk ({i}, {j}) (rows {r0}:{r1}, "
-            f"columns {c0}:{c1}); the first is at index {where}: "
-            f"{chunk[tuple(bad)].item()!r}."
-        )
+        _raise_not_finite(name, chunk, (i, j), (r0, r1, c0, c1))
     top = float(tops.max())
     scale = float(norms.max())
     norm = scale * float(np.sqrt(np.sum((norms / scale) ** 2))) if scale > 0 else 0.0
-    exponent = _power_of_two_scale(D, top)
-    return ChunkedSource(
-        D,
-        name=name,
-        norm=norm,
-        top=top,
-        exponent=exponent,
-        memory_budget=memory_budget,
+    return top, norm
+
+
+def _raise_not_finite(name, chunk, index, bounds):
+    r0, r1, c0, c1 = bounds
+    bad = np.argwhere(~np.isfinite(chunk))[0]
+    where = (int(r0 + bad[0]), int(c0 + bad[1]))
+    raise ValueError(
+        f"{name} contains NaN or infinity in chunk ({index[0]}, {index[1]}) (rows "
+        f"{r0}:{r1}, columns {c0}:{c1}); the first is at index {where}: "
+        f"{chunk[tuple(bad)].item()!r}."
     )
+
+
+class _Shared:
+    """What a source and its permuted copies share: statistics and panel files.
+
+    The panel files cut for a root split are kept after the fit (``release``)
+    so that the relative error is computed from them instead of reading the
+    store again; :meth:`ChunkedSource.relative_error` deletes them, and so
+    does the collection of the sources (the end of a fit without an error).
+    """
+
+    def __init__(self, top=None, norm=None):
+        self.stats = None if top is None else (float(top), float(norm))
+        self.spill = None
+
+    def drop_spill(self):
+        if self.spill is not None:
+            self.spill.cleanup()
+            self.spill = None
 
 
 class ChunkedSource:
@@ -217,14 +257,13 @@ class ChunkedSource:
         The user's matrix (lazy; read panel by panel).
     name : str
         Name of the matrix in error messages.
-    norm, top : float
-        ``||A||_F`` and ``max|A|``.
+    norm, top : float, default=None
+        ``||A||_F`` and ``max|A|``; None means computed by the first pass
+        over the data that needs them.
     row_perm, col_perm : ndarray of int or None
         Permutations of the model ``A ~= P_r^T B P_c``.
     padded_shape : tuple of int, default=None
         Shape of the chain; None means ``A.shape``.
-    exponent : int, default=0
-        ``W`` is ``A / 2**exponent``.
     memory_budget : int, default=None
         Bytes of panels and row bands the fitting process may hold; None means
         a 16th of the matrix, between 4 MiB and 512 MiB.
@@ -240,46 +279,64 @@ class ChunkedSource:
         data,
         *,
         name="A",
-        norm,
-        top,
+        norm=None,
+        top=None,
         row_perm=None,
         col_perm=None,
         padded_shape=None,
-        exponent=0,
         memory_budget=None,
         temp_folder=None,
+        _shared=None,
     ):
         self.data = data
         self.name = name
-        self.norm = float(norm)
-        self.top = float(top)
+        self._shared = _Shared(top, norm) if _shared is None else _shared
         self.shape = tuple(int(s) for s in data.shape)
         self.dtype = np.dtype(data.dtype)
         self.row_perm = row_perm
         self.col_perm = col_perm
         self.padded_shape = tuple(padded_shape or self.shape)
-        self.exponent = int(exponent)
         if memory_budget is None:
             matrix_bytes = self.shape[0] * self.shape[1] * self.dtype.itemsize
             memory_budget = min(max(matrix_bytes // 16, _BUDGET_MIN), _BUDGET_MAX)
         self.memory_budget = int(memory_budget)
         self.temp_folder = temp_folder
-        self._spill = None
         self.last_plan = None
+        self.last_error_plan = None
+
+    def _stats(self):
+        if self._shared.stats is None:
+            self._shared.stats = chunk_statistics(self.data, self.name)
+        return self._shared.stats
+
+    @property
+    def top(self):
+        """``max|A|`` (a pass over the data if no pass has computed it yet)."""
+        return self._stats()[0]
+
+    @property
+    def norm(self):
+        """``||A||_F`` (a pass over the data if no pass has computed it yet)."""
+        return self._stats()[1]
+
+    @property
+    def exponent(self):
+        """``W`` is ``A / 2**exponent`` (0 unless the magnitudes are extreme)."""
+        from skbutterfly._factorize import _power_of_two_scale
+
+        return _power_of_two_scale(self.data, self.top)
 
     def permuted(self, row_perm, col_perm, padded_shape):
         """The source of ``A[row_perm][:, col_perm]``, padded to ``padded_shape``."""
         return ChunkedSource(
             self.data,
             name=self.name,
-            norm=self.norm,
-            top=self.top,
             row_perm=row_perm,
             col_perm=col_perm,
             padded_shape=padded_shape,
-            exponent=self.exponent,
             memory_budget=self.memory_budget,
             temp_folder=self.temp_folder,
+            _shared=self._shared,
         )
 
     def fingerprint(self):
@@ -291,10 +348,22 @@ class ChunkedSource:
         return self.norm
 
     def release(self):
-        """Delete the panel files, if any."""
-        if self._spill is not None:
-            self._spill.cleanup()
-            self._spill = None
+        """The fit's reads are done.
+
+        Panel files are kept for :meth:`relative_error`, which deletes them;
+        without it they go with the sources (the end of the fit).
+        """
+
+    def raise_not_finite(self, band, r0):
+        """Raise the NaN-or-infinity error for a row band starting at row ``r0``."""
+        rows, cols = _chunk_offsets(self.data.chunks)
+        bad = np.argwhere(~np.isfinite(band))[0]
+        r, c = int(r0 + bad[0]), int(bad[1])
+        i = int(np.searchsorted(rows, r, side="right") - 1)
+        j = int(np.searchsorted(cols, c, side="right") - 1)
+        bounds = (rows[i], rows[i + 1], cols[j], cols[j + 1])
+        chunk = band[rows[i] - r0 : rows[i + 1] - r0, cols[j] : cols[j + 1]]
+        _raise_not_finite(self.name, chunk, (i, j), bounds)
 
     def storage_columns(self, start, stop):
         """Storage columns of the working columns ``[start, stop)`` (< n only)."""
@@ -406,20 +475,35 @@ class ChunkedSource:
         }
 
     def _split_local(self, panels, c2, solve, direct):
-        if not direct and (self._spill is None or self._spill.key != (panels, c2)):
-            self.release()
-            self._spill = PanelFiles(self, panels, c2)
+        if direct:
+            read = self._read_direct
+            keys = [self.storage_columns(p0 * c2, p1 * c2) for p0, p1 in panels]
+        else:
+            split = (solve["b2"], self.padded_shape[1] // c2, self.padded_shape)
+            spill = self._shared.spill
+            if (
+                spill is None
+                or (spill.key, spill.split) != ((panels, c2), split)
+                or not _same_perm(spill.col_perm, self.col_perm)
+            ):
+                self._shared.drop_spill()
+                spill = PanelFiles(self, panels, c2, split)
+                self._shared.spill = spill
+                if self._shared.stats is None:
+                    self._shared.stats = (spill.top, spill.norm)
+            read = spill.read
+            keys = [p0 for p0, _ in panels if p0 in spill.widths]
+        # The next panel is read while this one is solved.
         results = []
-        for p0, p1 in panels:
-            cols = self.storage_columns(p0 * c2, p1 * c2)
-            if cols is None:
-                block = None
-            elif direct:
-                block = self._read_direct(cols)
-            else:
-                block = self._spill.read(p0)
-            results.append(solve_panel(block, **self._panel_args(p0, p1, c2), **solve))
-            del block
+        with closing(read_ahead(read, [k for k in keys if k is not None])) as reads:
+            for p0, p1 in panels:
+                if p0 * c2 >= self.shape[1]:
+                    block = None  # all padding
+                else:
+                    block = next(reads)
+                args = self._panel_args(p0, p1, c2)
+                results.append(solve_panel(block, **args, **solve))
+                del block
         return results
 
     def _split_distributed(self, client, panels, c2, solve, direct):
@@ -460,10 +544,35 @@ class ChunkedSource:
             raise _read_error(self.name, exc) from exc
 
     def relative_error(self, op):
-        """``||A - op||_F / ||A||_F``, one pass over the chunks of ``A``."""
-        dask, _ = _import_dask()
+        """``||A - op||_F / ||A||_F``.
+
+        From the panel files of the fit when they were cut for ``op``'s
+        column permutation and root split (they are deleted afterwards),
+        otherwise by one pass over the chunks of ``A``.
+        """
         # Sums of squares of A / 2**e, e the exponent of max|A|: no overflow.
         exponent = int(np.frexp(self.top)[1]) if self.top > 0 else 0
+        spill, self._shared.spill = self._shared.spill, None
+        parts = None
+        if spill is not None:
+            try:
+                if _same_perm(spill.col_perm, op.col_perm):
+                    parts = panel_files_error(spill, op, self.shape[0], exponent)
+            finally:
+                spill.cleanup()
+        if parts is None:
+            self.last_error_plan = "store"
+            err2, norm2 = self._store_error(op, exponent)
+        else:
+            self.last_error_plan = "panel files"
+            err2, norm2 = parts
+        if norm2 == 0:
+            return 0.0 if err2 == 0 else float("inf")
+        return float(np.sqrt(err2 / norm2))
+
+    def _store_error(self, op, exponent):
+        """``(||A - op||^2, ||A||^2)`` on ``A / 2**exponent``, chunk by chunk."""
+        dask, _ = _import_dask()
         # Built once (on a worker when a client is active), shared by the chunks.
         rows_of = dask.delayed(RowsOf)(op)
         itemsize = max(self.dtype.itemsize, np.dtype(op.dtype).itemsize)
@@ -482,11 +591,8 @@ class ChunkedSource:
             meta=np.empty((0, 0)),
         )
         try:
-            err2, norm2 = np.asarray(parts.compute()).reshape(-1, 2).sum(axis=0)
+            return np.asarray(parts.compute()).reshape(-1, 2).sum(axis=0)
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as exc:
             raise _read_error(self.name, exc) from exc
-        if norm2 == 0:
-            return 0.0 if err2 == 0 else float("inf")
-        return float(np.sqrt(err2 / norm2))

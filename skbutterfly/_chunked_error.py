@@ -2,13 +2,17 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from contextlib import closing
+
 import numpy as np
 
+from skbutterfly._chain import chain_shape, merged_pattern
+from skbutterfly._chunked_panels import read_ahead
 from skbutterfly._fusion import fuse_twiddles, is_chainable
 from skbutterfly._sources import ldexp
 from skbutterfly._twiddle import twiddle_to_sparse
 
-__all__ = ["RowsOf", "chunk_error"]
+__all__ = ["RowsOf", "chunk_error", "panel_files_error"]
 
 
 class RowsOf:
@@ -73,6 +77,99 @@ def chunk_error(block, rows_of, sub, exponent, block_info=None):
         err2 += _squared_norm(diff)
         norm2 += _squared_norm(part)
     return np.array([[err2, norm2]])
+
+
+def _root_halves(op, b2, c1, c2):
+    """The fitted chain fused into the two halves of the root split, or None.
+
+    The halves have the twiddle shapes of the root split that cut the panels,
+    ``(1, b2, b1, c1*r)`` and ``(c1, 1, r*b2, c2)``, so a panel of the fitted
+    operator is a batch of small products of their slices.
+    """
+    chain = op.chain
+    if len(chain) < 2 or not is_chainable(chain):
+        return None
+    M = chain_shape(chain)[0]
+    last = len(chain) - 1
+    for k in range(last):
+        a, b, c, d = merged_pattern(chain, 0, k)
+        a2, b2_, c2_, d2 = merged_pattern(chain, k + 1, last)
+        if (a, b, d, a2, c2_, d2) != (1, M // b2, b2, c1, c2, 1) or c % c1:
+            continue
+        if b2_ != (c // c1) * b2:
+            continue
+        left = fuse_twiddles(op.twiddles, chain, 0, k)
+        right = fuse_twiddles(op.twiddles, chain, k + 1, last)
+        return left, right, c // c1
+    return None
+
+
+def panel_files_error(spill, op, m, exponent):
+    """``(||A - A_hat||^2, ||A||^2)`` on ``A / 2**exponent``, from the panel files.
+
+    ``spill`` holds the matrix's stored columns panel by panel (in the working
+    column order of ``op``, whose column permutation it was cut for) and rows
+    in storage order. Each panel of ``A_hat`` is formed from the fitted
+    factors' root halves (``r`` multiply-adds per entry, dense matmuls) and
+    compared with the file, the next file read meanwhile. Returns None when
+    the fitted chain does not split like the panels (then the store is read).
+    """
+    b2, c1, padded_shape = spill.split
+    if chain_shape(op.chain) != padded_shape:
+        return None
+    halves = _root_halves(op, b2, c1, spill.c2)
+    if halves is None:
+        return None
+    left, right, rank = halves
+    M = padded_shape[0]
+    row_of = None if op.row_perm is None else np.argsort(op.row_perm)
+    # The scale only guards against overflow and underflow in the squares.
+    dtype = np.result_type(spill.dtype, op.dtype)
+    if abs(exponent) <= np.finfo(dtype).maxexp // 4:
+        exponent = 0
+    panels = [(p0, p1) for p0, p1 in spill.panels if p0 in spill.widths]
+    err2 = norm2 = 0.0
+    with closing(read_ahead(lambda p: spill.read(p[0]), panels)) as reads:
+        for (p0, p1), block in zip(panels, reads):
+            hat = _panel_product(left, right, p0, p1, rank, b2)
+            hat = hat.reshape(M, -1)[:, : block.shape[1]]
+            # Working rows back to storage order (the padding rows dropped).
+            hat = hat[: block.shape[0]] if row_of is None else hat[row_of]
+            if exponent:
+                hat = ldexp(hat, -exponent)
+                block = ldexp(block, -exponent, out=block)
+            hat = np.subtract(hat, block, out=hat)
+            err2 += _squared_norm(hat)
+            norm2 += _squared_norm(block)
+            del hat, block
+    return err2, norm2
+
+
+def _panel_product(left, right, p0, p1, rank, b2):
+    """Column classes ``p0:p1`` of the product of the root halves, ``(b1, b2, w, c2)``.
+
+    The same entries as :func:`merge_twiddles` of the slices, written in
+    place: the blocks' ``(b1 x r) @ (r x c2)`` products go straight to their
+    strided rows (rank one: an outer product, one broadcast multiply).
+    """
+    b1 = left.shape[2]
+    w, c2 = p1 - p0, right.shape[-1]
+    L = left[0, :, :, p0 * rank : p1 * rank].reshape(b2, b1, w, rank)
+    R = right[p0:p1, 0].reshape(w, rank, b2, c2)
+    out = np.empty((b1, b2, w, c2), dtype=np.result_type(left, right))
+    if rank == 1:
+        np.multiply(
+            L[..., 0].transpose(1, 0, 2)[..., None],
+            R[:, 0].transpose(1, 0, 2)[None],
+            out=out,
+        )
+    else:
+        np.matmul(
+            L.transpose(0, 2, 1, 3),
+            R.transpose(2, 0, 1, 3),
+            out=out.transpose(1, 2, 0, 3),
+        )
+    return out
 
 
 def _squared_norm(X):

@@ -1,4 +1,4 @@
-"""Column panels of the root split: the panel solver and the panel files."""
+"""Column panels of the root split: the panel solver, the panel files, read-ahead."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -6,13 +6,76 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import closing
 
 import numpy as np
 
 from skbutterfly._sources import ldexp
 from skbutterfly._split import split_group
+from skbutterfly._validation import max_abs
 
-__all__ = ["PanelFiles", "panel_matrix", "solve_panel"]
+__all__ = ["PanelFiles", "band_stats", "panel_matrix", "read_ahead", "solve_panel"]
+
+# Sums of squares of values below this magnitude (times the number of entries
+# of a band) neither overflow nor lose their smallest terms to underflow.
+_SAFE_EXPONENT = 400
+
+
+def read_ahead(read, keys, depth=1):
+    """``read(key)`` for each key, the next ``depth`` read in background threads.
+
+    The consumer's work on one item overlaps the reads of the next ones
+    (reads release the GIL: file and store I/O, decompression, numpy
+    copies), so at most ``depth + 1`` items are alive at a time. Items come
+    in the order of ``keys``; an exception of a read is raised where its item
+    is consumed, and a consumer that stops early waits for the pending reads.
+    """
+    keys = list(keys)
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="skb-read") as pool:
+        pending = deque(pool.submit(read, key) for key in keys[:depth])
+        try:
+            for key in keys[depth:]:
+                item = pending[0].result()
+                pending.popleft()
+                pending.append(pool.submit(read, key))
+                yield item
+                del item
+            while pending:
+                item = pending[0].result()
+                pending.popleft()
+                yield item
+                del item
+        finally:
+            # Reads already running finish; their results are dropped.
+            for future in pending:
+                future.cancel()
+            wait(pending)
+
+
+def band_stats(values):
+    """``(max|values|, ||values||_F)`` of one row band, read once more in memory.
+
+    The norm is a plain sum of squares (no scaled copy) unless the magnitudes
+    are extreme; NaN and infinity propagate into ``max|values|``.
+    """
+    top = max_abs(values)
+    if not np.isfinite(top):
+        return top, np.nan
+    if top == 0:
+        return 0.0, 0.0
+    exponent = int(np.frexp(top)[1])
+    if abs(exponent) > _SAFE_EXPONENT:
+        values = ldexp(values, -exponent)
+    else:
+        exponent = 0
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype.kind == "c":
+        flat = flat.view(flat.real.dtype)
+    # einsum's own loop: one pass, no temporary, no BLAS threads.
+    ssq = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+    return top, float(np.ldexp(np.sqrt(ssq), exponent))
 
 
 def panel_matrix(block, row_perm, shape, exponent, dtype=None):
@@ -80,17 +143,37 @@ class PanelFiles:
 
     File ``p0`` holds the panel's stored columns (column permutation applied)
     for all rows in storage order, C-ordered, so that reading a panel back is
-    one sequential read. The folder is deleted by :meth:`cleanup` or when the
-    object is collected.
+    one sequential read. The copy reads each band once, in a background thread
+    while the previous band is written, and computes the matrix's statistics
+    on the way: :attr:`top` (``max|A|``) and :attr:`norm` (``||A||_F``). A NaN
+    or an infinity stops the copy with a ``ValueError`` naming the chunk and
+    the entry. The folder is deleted by :meth:`cleanup` or when the object is
+    collected.
+
+    Parameters
+    ----------
+    source : ChunkedSource
+        The (permuted) source whose panels are copied.
+    panels : list of (int, int)
+        Column-class ranges of the panels.
+    c2 : int
+        Columns per column class.
+    split : tuple
+        What the panels were cut for (``(b2, c1)`` of the root split); kept
+        for the relative error computed from the files.
     """
 
-    def __init__(self, source, panels, c2):
+    def __init__(self, source, panels, c2, split=None):
         m, n = source.shape
         self.folder = tempfile.mkdtemp(prefix="skbutterfly-", dir=source.temp_folder)
         self._finalizer = weakref.finalize(
             self, shutil.rmtree, self.folder, ignore_errors=True
         )
         self.key = (panels, c2)
+        self.panels = panels
+        self.c2 = c2
+        self.split = split
+        self.col_perm = source.col_perm
         self.dtype = source.dtype
         self.m = m
         self.widths = {}
@@ -98,21 +181,44 @@ class PanelFiles:
         for p0, p1 in panels:
             cols = source.storage_columns(p0 * c2, p1 * c2)
             if cols is not None:
-                columns[p0] = np.arange(n)[cols]
-                self.widths[p0] = len(columns[p0])
+                # Contiguous storage columns stay a slice (a view, no gather).
+                columns[p0] = cols
+                self.widths[p0] = (
+                    len(range(n)[cols]) if isinstance(cols, slice) else len(cols)
+                )
         files = {p0: open(self._path(p0), "wb") for p0 in columns}
+
+        def read(band):
+            values = source.read_rows(*band)
+            return band, values, band_stats(values)
+
+        tops, norms = [], []
         try:
-            for r0, r1 in source.row_bands(1 / 4):
-                values = source.read_rows(r0, r1)
-                for p0, cols in columns.items():
-                    np.ascontiguousarray(values[:, cols]).tofile(files[p0])
-                del values
+            # Two bands of the budget's eighth each: one written, one read. (Two
+            # bands read at a time cost more CPU than they save when the reads
+            # are decoding, not waiting: benchmarks/results/chunked.md.)
+            bands = closing(read_ahead(read, source.row_bands(1 / 8)))
+            with bands as reads:
+                for (r0, _), values, (top, norm) in reads:
+                    if not np.isfinite(top):
+                        source.raise_not_finite(values, r0)
+                    tops.append(top)
+                    norms.append(norm)
+                    for p0, cols in columns.items():
+                        np.ascontiguousarray(values[:, cols]).tofile(files[p0])
+                    del values
         except BaseException:
             self.cleanup()
             raise
         finally:
             for f in files.values():
                 f.close()
+        self.top = float(max(tops))
+        scale = float(max(norms))
+        norms = np.asarray(norms)
+        self.norm = (
+            scale * float(np.sqrt(np.sum((norms / scale) ** 2))) if scale > 0 else 0.0
+        )
 
     def _path(self, p0):
         return os.path.join(self.folder, f"panel-{p0}.bin")

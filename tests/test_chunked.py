@@ -95,6 +95,68 @@ def test_plans_read_row_chunks_once_and_column_chunks_directly(noisy):
 
 
 @needs_dask
+@pytest.mark.parametrize("permuted", [False, True])
+def test_error_from_the_panel_files_equals_the_store_pass(noisy, permuted, tmp_path):
+    # Row chunks and a small budget: several panels copied into files, which
+    # also give the statistics (no pass of their own) and then the error.
+    from skbutterfly._factorize import factorize_core
+
+    A, _ = noisy
+    X = da.from_array(A, chunks=(64, N))
+    perm = None
+    if permuted:
+        rng = np.random.default_rng(3)
+        perm = (rng.permutation(N), rng.permutation(N))
+    source = ChunkedSource(X, memory_budget=N * 64 * 8, temp_folder=str(tmp_path))
+    op, info = factorize_core(source, rank=RANK, permutation=perm, compute_error=True)
+    assert source.last_error_plan == "panel files"
+    assert os.listdir(tmp_path) == []  # deleted once the error is known
+    fresh = chunked_source(X)  # no panel files: one pass over the chunks
+    store_error = fresh.relative_error(op)
+    assert fresh.last_error_plan == "store"
+    want = np.linalg.norm(op.toarray() - A) / np.linalg.norm(A)
+    assert info["relative_error"] == pytest.approx(want, rel=1e-10)
+    assert store_error == pytest.approx(want, rel=1e-10)
+    # The statistics folded into the copy are the chunk pass's.
+    assert source.top == np.abs(A).max() == fresh.top
+    assert source.norm == pytest.approx(fresh.norm, rel=1e-12)
+
+
+@needs_dask
+def test_panel_files_go_with_the_fit(noisy, tmp_path, monkeypatch):
+    import tempfile
+
+    A, ref = noisy
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    X = da.from_array(A, chunks=(64, N))
+    op = butterfly_factorize(X, rank=RANK)  # no error: dropped with the sources
+    assert os.listdir(tmp_path) == []
+    assert np.linalg.norm(
+        op.toarray() - ref.operator_.toarray()
+    ) <= 1e-6 * np.linalg.norm(A)
+
+
+@needs_dask
+def test_nan_in_row_chunks_copied_to_panel_files(tmp_path):
+    A = make_butterfly(256, random_state=0)
+    A[100, 200] = np.inf
+    X = da.from_array(A, chunks=(32, 128))
+    source = ChunkedSource(X, memory_budget=256 * 16 * 8, temp_folder=str(tmp_path))
+    with pytest.raises(ValueError, match=r"chunk \(3, 1\).*\(100, 200\): inf"):
+        source.root_split(
+            16,
+            16,
+            1,
+            orthonormalize=True,
+            solver="auto",
+            n_jobs=None,
+            random_state=np.random.RandomState(0),
+        )
+    assert source.last_plan == "panel files"
+    assert os.listdir(tmp_path) == []
+
+
+@needs_dask
 def test_function_permutations_and_padding(noisy, tmp_path):
     rng = np.random.default_rng(1)
     A = make_butterfly(shape=(1024, 512), rank=1, noise=0.02, random_state=1)
@@ -153,6 +215,24 @@ def test_without_dask_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.array", None)
     with pytest.raises(ImportError, match=r'pip install "skbutterfly\[dask\]"'):
         butterfly_factorize(FakeZarr())
+
+
+def test_read_ahead_keeps_the_order_and_raises_where_the_item_is_consumed():
+    from skbutterfly._chunked_panels import read_ahead
+
+    assert list(read_ahead(lambda k: 2 * k, range(5))) == [0, 2, 4, 6, 8]
+    assert list(read_ahead(lambda k: k, [])) == []
+
+    def read(k):
+        if k == 3:
+            raise OSError("disk read error")
+        return k
+
+    got = []
+    with pytest.raises(OSError, match="disk read error"):
+        for item in read_ahead(read, range(6), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2]
 
 
 # -- bad inputs ---------------------------------------------------------------
