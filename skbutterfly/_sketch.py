@@ -39,7 +39,7 @@ from skbutterfly._probes import (
     working_dtype,
 )
 from skbutterfly._sources import DenseSource
-from skbutterfly._twiddle import split_twiddles
+from skbutterfly._split import assemble_split
 
 __all__ = ["OperatorSource", "operator_source"]
 
@@ -287,14 +287,8 @@ class OperatorSource:
             right_sketch, left_sketch, psi, rank, self.probed.max_probe_bytes, n_jobs
         )
         del left_sketch, right_sketch
-        S = S.astype(U.dtype, copy=False)
-        if orthonormalize:
-            Vh = S[..., :, None] * Vh
-        else:
-            root = np.sqrt(S)
-            U = U * root[..., None, :]
-            Vh = root[..., :, None] * Vh
-        return split_twiddles(U, Vh, 1, 1, b2, c1)
+        M, N = self.padded_shape
+        return assemble_split((1, 1, M, N), b2, c1, U, S, Vh, orthonormalize)
 
     def _right_sketch(self, omega, b2, n_jobs):
         """``block(i2, j1) @ Omega_j1`` for all blocks, shape ``(c1, b2, b1, k)``."""

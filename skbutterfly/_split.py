@@ -38,6 +38,7 @@ from skbutterfly._twiddle import split_blocks, split_twiddles
 
 __all__ = [
     "THIN_MAX",
+    "assemble_split",
     "block_shape",
     "gathered_root_split",
     "split_group",
@@ -122,18 +123,18 @@ def split_stacked(twiddles, b2s, c1s, rank, *, orthonormalize, n_jobs):
         part = slice(offset, offset + count)
         offset += count
         out.append(
-            assemble_split(T, b2, c1, U[part], S[part], Vh[part], orthonormalize)
+            assemble_split(T.shape, b2, c1, U[part], S[part], Vh[part], orthonormalize)
         )
     return out
 
 
-def assemble_split(T, b2, c1, U, S, Vh, orthonormalize):
+def assemble_split(shape, b2, c1, U, S, Vh, orthonormalize):
     """Left and right twiddles of a split from its blocks' truncated SVDs.
 
     ``U``, ``S``, ``Vh`` are stacked in the block order of
     :func:`~skbutterfly._twiddle.split_blocks` (``(a c1) (b2 d)`` flattened).
     """
-    a, d, B, C = T.shape
+    a, d, B, C = shape
     b1, c2 = B // b2, C // c1
     rank = S.shape[-1]
     S = S.astype(U.dtype, copy=False)

@@ -11,8 +11,6 @@ Inputs the doors accept must be accepted by all of them, with the same result
 (issue 16, item 5: the doors disagreed).
 """
 
-import contextlib
-import io
 import re
 import warnings
 
@@ -20,36 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from _doors import cli_fit, with_value
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.sparse.linalg import aslinearoperator
 
 from skbutterfly import ButterflyApproximator, ButterflyFitWarning, butterfly_factorize
-from skbutterfly._cli import main
 from skbutterfly.datasets import hadamard_matrix, make_butterfly
-
-
-def run_cli(*args):
-    """``skbutterfly ARGS`` in process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def cli_fit(tmp_path, A, *options, allow_pickle=False):
-    """Save ``A`` as .npy and run ``skbutterfly fit`` on it."""
-    path = tmp_path / "A.npy"
-    np.save(path, A, allow_pickle=allow_pickle)
-    return run_cli("fit", path, "-q", "-o", tmp_path / "A.npz", *options)
-
-
-def with_value(A, index, value):
-    A = A.astype(np.result_type(A, np.asarray(value)))
-    A[index] = value
-    return A
 
 
 def assert_names(exc_info, name, fragment):

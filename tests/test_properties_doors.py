@@ -8,7 +8,6 @@ modified. ``tests/test_properties.py`` checks the numerics on valid input.
 """
 
 import contextlib
-import io
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _doors import run_cli
 from _reference import place_like_operator
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -26,7 +26,6 @@ from skbutterfly import (
     butterfly_factorize,
     feasible_depth_rank,
 )
-from skbutterfly._cli import main
 
 DOCUMENTED = (ValueError, TypeError)
 EXAMPLE_TIMEOUT = 90  # seconds: a hang fails the example instead of the run
@@ -395,16 +394,6 @@ def _cli_arguments(params, tmp_path):
     elif perm is not None:
         args += ["--permutation", perm]
     return args
-
-
-def run_cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def _check_cli_outcome(code, err, A, out_path, params):
