@@ -270,10 +270,13 @@ class ButterflyOperator(LinearOperator):
             if pn != n:
                 Xb[n:] = 0
             Y = apply_fused(fused, Xb, buffers, dtype)[:m]
-            if inv_rows is not None:
+            if inv_rows is not None and rows:
                 Y = np.take(Y, inv_rows, axis=0)
             if rows:
                 out[start:stop] = Y.T
+            elif inv_rows is not None:
+                # Scatter into the result (out[row_perm] = Y): no gathered copy.
+                out[self.row_perm, start:stop] = Y
             else:
                 out[:, start:stop] = Y
 
