@@ -15,11 +15,11 @@ deterministic.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from joblib import cpu_count
 
 from skbutterfly._block_svd import blas_single_thread
 from skbutterfly._twiddle import apply_twiddle
@@ -54,7 +54,8 @@ def _executor():
 
 
 def _n_workers():
-    return max(1, min(os.cpu_count() or 1, 8))
+    # joblib's count honours CPU affinity and cgroup quotas; os.cpu_count does not.
+    return max(1, min(cpu_count(), 8))
 
 
 def block_width(height, itemsize, k):
