@@ -9,6 +9,7 @@ import numpy as np
 from skbutterfly._block_svd import blas_single_thread
 from skbutterfly._chain import _gb_factors, resolve_architecture, unpadded_architecture
 from skbutterfly._hierarchical import split_schedule
+from skbutterfly._integers import factorize
 from skbutterfly._permutation import (
     bit_reversal,
     candidate_permutations,
@@ -38,19 +39,6 @@ _SCREEN_ENTRIES = 8192
 _SKETCH_EXTRA = 4
 
 
-def _prime_factors(n):
-    """Prime factors of ``n`` in ascending order, with multiplicity."""
-    out, p = [], 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    if n > 1:
-        out.append(n)
-    return out
-
-
 def chain_digit_reversal(chain):
     """Mixed-radix digit reversal of the columns that matches ``chain``.
 
@@ -74,7 +62,9 @@ def chain_digit_reversal(chain):
     perm : ndarray of shape (n,)
         Column index array: ``A[:, perm]`` is factorized.
     """
-    radices = [p for f in _gb_factors(chain) for p in _prime_factors(f.cp)]
+    radices = [
+        p for f in _gb_factors(chain) for p, e in factorize(f.cp) for _ in range(e)
+    ]
     return digit_reversal(radices)
 
 
