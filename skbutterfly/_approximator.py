@@ -298,7 +298,10 @@ class ButterflyApproximator(
         # line's): what it accepts or refuses is the same here. validate_data
         # then only records (or checks) the number of features and the names.
         checked = check_matrix(X, name="X")
-        validate_data(self, X, skip_check_array=True, reset=reset)
+        if reset or type(X) is not np.ndarray or hasattr(self, "feature_names_in_"):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+        # (else: an ndarray has no feature names to check against none, and
+        # validate_data's name check costs more than a small transform.)
         if not reset and checked.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {checked.shape[1]} features, but {type(self).__name__} is "
@@ -494,6 +497,9 @@ class ButterflyApproximator(
     def _n_features_out(self):
         """Number of transformed output features."""
         return self.operator_.shape[0]
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "operator_")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

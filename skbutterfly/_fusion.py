@@ -8,7 +8,12 @@ from math import prod
 
 import numpy as np
 
-from skbutterfly._chain import _gb_factors, chain_shape, merged_pattern
+from skbutterfly._chain import (
+    _gb_factors,
+    chain_n_params,
+    chain_shape,
+    merged_pattern,
+)
 from skbutterfly._products import block_width
 from skbutterfly._twiddle import merge_twiddles, twiddle_to_dense
 
@@ -159,7 +164,9 @@ def product_plan(chain, k, itemsize):
     :func:`fusion_plan` for that width.
     """
     m, n = chain_shape(chain)
-    width = block_width(_chain_height(chain), itemsize, k)
+    width = block_width(
+        _chain_height(chain), itemsize, k, macs=chain_n_params(chain) * k
+    )
     if m * n > _DENSE_MAX or not is_chainable(chain):
         # (An unchainable chain builds its dense form by products.)
         return False, width

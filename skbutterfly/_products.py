@@ -17,6 +17,7 @@ deterministic.
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 from joblib import cpu_count
@@ -24,7 +25,7 @@ from joblib import cpu_count
 from skbutterfly._block_svd import blas_single_thread
 from skbutterfly._twiddle import apply_twiddle
 
-__all__ = ["apply_fused", "block_width", "buffer", "dense_product", "run_blocks"]
+__all__ = ["apply_fused", "block_width", "buffer", "run_blocks"]
 
 # Bytes of one block of vectors at the widest point of the chain: the block
 # and its intermediates stay in the last-level cache.
@@ -33,14 +34,12 @@ _BLOCK_BYTES = 4 << 20
 _MIN_WIDTH = 16
 # Multiply-adds below which a product runs on the calling thread alone.
 PARALLEL_MIN_MACS = 2**22
-# Dense products with a number of multiply-adds in this range run with BLAS
-# held to one thread: OpenBLAS threads them, and on a loaded machine its
-# threads wait for each other for whole scheduler slices (a 3e6 multiply-add
-# GEMM measured 14 ms instead of 0.1 ms at a load average of 3 on 2 cores).
-_DENSE_SERIAL_MACS = (2**18, 2**24)
-
 _pool = None
 _pool_lock = threading.Lock()
+# Each thread's block buffers, kept across products: fresh buffers cost a page
+# fault per 4 KiB on every product, more than the arithmetic of a mid-sized
+# one. A thread holds at most three blocks (about 3 * _BLOCK_BYTES).
+_local = threading.local()
 
 
 def _executor():
@@ -53,39 +52,45 @@ def _executor():
     return _pool
 
 
+@cache
 def _n_workers():
     # joblib's count honours CPU affinity and cgroup quotas; os.cpu_count does not.
     return max(1, min(cpu_count(), 8))
 
 
-def block_width(height, itemsize, k):
-    """Vectors per block: ``k`` itself, or a power of two whose block fits the cache.
+def block_width(height, itemsize, k, macs=0):
+    """Vectors per block: a power of two whose block fits the cache, at most ``k``.
 
     ``height`` is the largest number of rows a block has between two factors.
+    A product of at least :data:`PARALLEL_MIN_MACS` multiply-adds (``macs``)
+    that would be one block is cut in two, so that two threads share it: the
+    width depends on the product alone, never on the number of threads.
     """
     width = _BLOCK_BYTES // max(1, height * itemsize)
     width = max(_MIN_WIDTH, 1 << (max(1, width).bit_length() - 1))
+    if macs >= PARALLEL_MIN_MACS and k <= width and k >= 2 * _MIN_WIDTH:
+        width = -(-k // 16) * 8  # half of k, rounded up to 8 vectors
     return min(k, width)
 
 
 def run_blocks(k, width, macs, func):
     """Call ``func(start, stop, buffers)`` on the blocks ``[start, stop)`` of ``k``.
 
-    ``buffers`` is a dict private to the calling thread (reused across its
-    blocks). Blocks run on the thread pool when there are several and the
-    product has at least :data:`PARALLEL_MIN_MACS` multiply-adds.
+    ``buffers`` is a dict private to the calling thread, reused across its
+    blocks and its later products. Blocks run on the thread pool when there
+    are several and the product has at least :data:`PARALLEL_MIN_MACS` multiply-adds.
     """
     starts = list(range(0, k, width))
     n_workers = min(_n_workers(), len(starts))
     if n_workers < 2 or macs < PARALLEL_MIN_MACS:
-        buffers = {}
+        buffers = _thread_buffers()
         for start in starts:
             func(start, min(start + width, k), buffers)
         return
     groups = [starts[i::n_workers] for i in range(n_workers)]
 
     def run_group(group):
-        buffers = {}
+        buffers = _thread_buffers()
         for start in group:
             func(start, min(start + width, k), buffers)
 
@@ -93,6 +98,13 @@ def run_blocks(k, width, macs, func):
         futures = [_executor().submit(run_group, group) for group in groups]
         for future in futures:
             future.result()
+
+
+def _thread_buffers():
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    return buffers
 
 
 def buffer(buffers, name, shape, dtype):
@@ -131,12 +143,3 @@ def apply_fused(fused, X, buffers, dtype):
         out = buffer(buffers, names[i % 2], (a * b * d, width), dtype)
         X = apply_twiddle(T, X, out=out)
     return X
-
-
-def dense_product(left, right, macs):
-    """``left @ right``, on one BLAS thread for mid-sized products (see above)."""
-    lo, hi = _DENSE_SERIAL_MACS
-    if lo <= macs < hi:
-        with blas_single_thread():
-            return left @ right
-    return left @ right

@@ -195,6 +195,10 @@ def _from_objects(A, name):
         ) from None
 
 
+# Entries up to which the finiteness check builds a boolean temporary.
+_SMALL = 1 << 12
+
+
 def check_finite(A, name="A"):
     """Raise a ``ValueError`` naming the first NaN or infinite entry of ``A``.
 
@@ -218,7 +222,9 @@ def check_finite(A, name="A"):
         bad = (int(rows[first]), int(cols[first]))
         value = values[bad_entries[first]]
     else:
-        if np.isfinite(max_abs(A)):
+        # Small arrays: one ufunc pass beats max_abs's four reductions; large
+        # ones: no boolean temporary.
+        if np.isfinite(A).all() if A.size <= _SMALL else np.isfinite(max_abs(A)):
             return
         # Only reached for bad input: the boolean mask costs one pass.
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
