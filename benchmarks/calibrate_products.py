@@ -1,13 +1,13 @@
-"""Fit the cost model of the product plans (``skbutterfly/_fusion.py``) on this machine.
+"""Fit the factor cost model of the fusion plans (``skbutterfly/_fusion.py``).
 
 ``python -m benchmarks.calibrate_products`` times one factor product
-(``apply_twiddle`` into a reused buffer, operands in cache) for a range of
-patterns and block widths, and the dense GEMM ``X @ D.T`` for a range of
-shapes, both on one BLAS thread, then fits the model's constants by
-non-negative least squares on relative errors and prints them with the
-spread of predicted / measured times. The constants only have to rank plans
-(the fused factors against each other and against the dense form); on a
-shared machine run it when the load is low.
+(``apply_twiddle`` into a reused buffer, operands in cache, one BLAS thread)
+for a range of patterns and block widths, then fits the ``_NS_PER_*``
+constants by non-negative least squares on relative errors and prints them
+with the spread of predicted / measured times. The constants only have to
+rank the fusion plans against each other; the choice between the fused
+factors and the dense form is calibrated by ``benchmarks.calibrate_plans``.
+On a shared machine run it when the load is low.
 """
 
 import argparse
@@ -27,8 +27,6 @@ PATTERNS = [
     (1, 4, 4, 1024), (1024, 4, 4, 1), (64, 2, 2, 64), (1, 2, 2, 2048),
     (128, 32, 32, 1), (16, 16, 16, 16), (1, 8, 2, 64), (4, 32, 16, 1), (1, 8, 8, 16),
 ]  # fmt: skip
-DENSE = [(64, 64), (128, 128), (256, 256), (512, 64), (512, 512), (1024, 1024),
-         (64, 512), (256, 1024)]  # fmt: skip
 
 
 def _median(func, repeats=9):
@@ -55,7 +53,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"load average before: {os.getloadavg()}")
-    factor_x, factor_t, dense_x, dense_t = [], [], [], []
+    factor_x, factor_t = [], []
     with threadpool_limits(1, user_api="blas"):
         for dtype in (np.float64, np.complex128):
             item = np.dtype(dtype).itemsize
@@ -71,24 +69,11 @@ def main(argv=None):
                     words = (a * b * d + a * c * d) * k * item / 8
                     factor_x.append([1, a * d, macs * a * b * c * d * k, words])
                     factor_t.append(t)
-            for m, n in DENSE:
-                D = rng.standard_normal((m, n)).astype(dtype)
-                for k in (1, 4, 16, 64, 256, 1024):
-                    X = rng.standard_normal((k, n)).astype(dtype)
-                    t = _median(lambda X=X, D=D: X @ D.T)
-                    words = (m * n + (m + n) * k) * item / 8
-                    dense_x.append([1, macs * m * n * k, words])
-                    dense_t.append(t)
     for label, names, (coef, ratio) in (
         (
             "factor",
             ("_NS_PER_FACTOR", "_NS_PER_CALL", "_NS_PER_MAC", "_NS_PER_ELEMENT"),
             _fit(factor_x, factor_t),
-        ),
-        (
-            "dense",
-            ("_NS_DENSE_CALL", "_NS_PER_DENSE_MAC", "_NS_PER_DENSE_ELEMENT"),
-            _fit(dense_x, dense_t),
         ),
     ):
         values = ", ".join(f"{n} {c:.3g}" for n, c in zip(names, coef))

@@ -14,10 +14,11 @@ from skbutterfly._chain import (
     chain_shape,
     merged_pattern,
 )
-from skbutterfly._products import block_width
+from skbutterfly._products import PARALLEL_MIN_MACS, block_width
 from skbutterfly._twiddle import merge_twiddles, twiddle_to_dense
 
 __all__ = [
+    "candidate_features",
     "dense_row_blocks",
     "fuse_twiddles",
     "fusion_plan",
@@ -40,16 +41,20 @@ _NS_PER_FACTOR = 2500.0
 _NS_PER_CALL = 28.0
 _NS_PER_MAC = 0.047
 _NS_PER_ELEMENT = 0.15
-# The blocked product's own cost: a fixed cost per block (Python and
-# gathers) and per 8 bytes gathered or scattered (permutations, padding,
-# transposes).
-_NS_PER_BLOCK = 8000.0
-_NS_PER_MOVE = 0.3
-# The dense form's GEMM: a fixed cost, per real multiply-add and per 8 bytes
-# of the matrix, the input and the output.
-_NS_DENSE_CALL = 1000.0
-_NS_PER_DENSE_MAC = 0.049
-_NS_PER_DENSE_ELEMENT = 0.034
+# The blocked product: a fixed cost per block (Python and gathers), a scale
+# of the modelled factor costs and a cost per 8 bytes gathered or scattered
+# (permutations, padding, transposes).
+_BLOCK_COSTS = np.array([8000.0, 1.0, 0.3])
+# The dense form's GEMM: a fixed cost, per real multiply-add, per 8 bytes of
+# the input and the output, of the matrix read and of the matrix packed.
+_DENSE_COSTS = np.array([1000.0, 0.049, 0.034, 0.034, 0.0])
+# Threads the dense form is modelled with, from the GEMM size at which
+# OpenBLAS threads (its 65536 * GEMM_MULTITHREAD_THRESHOLD), and the speedup
+# of blocks on two product threads (measured 1.2-1.5x: the blocks' transposes
+# and small GEMMs share the memory bus).
+_MODEL_THREADS = 2
+_BLOCKS_SPEEDUP = 1.3
+_BLAS_THREADED_MACS = 2**18
 # Largest dense form (entries) the plan considers.
 _DENSE_MAX = 2**24
 
@@ -155,36 +160,62 @@ def is_dense_plan(chain, k, itemsize):
     return product_plan(chain, k, itemsize)[0]
 
 
+def candidate_features(chain, k, itemsize):
+    """Cost features of the two candidates for ``k`` vectors, and the block width.
+
+    ``dense`` holds the dense form's GEMM call, real multiply-adds, 8-byte
+    words of the input and the output, of the matrix read, and of the matrix
+    packed (by GEMM, not GEMV); ``blocks`` the fused products' blocks,
+    their modelled factor costs (:func:`fusion_plan`'s, in ns) and the words
+    gathered and scattered. Each side is divided by its modelled parallel
+    speedup (fixed, so that the plan, and hence the rounding of products, is
+    the same on every machine): BLAS threads a GEMM from
+    :data:`_BLAS_THREADED_MACS` multiply-adds, the product threads take
+    blocks of products of :data:`~skbutterfly._products.PARALLEL_MIN_MACS`.
+    """
+    m, n = chain_shape(chain)
+    macs_per_vector = chain_n_params(chain)
+    width = block_width(_chain_height(chain), itemsize, k, macs=macs_per_vector * k)
+    words = itemsize / 8
+    macs = 4 if itemsize == 16 else 1
+    plan = fusion_plan(chain, plan_bucket(width), itemsize)
+    n_blocks = -(-k // width)
+    parallel = n_blocks > 1 and macs_per_vector * k >= PARALLEL_MIN_MACS
+    per_block = n_blocks / (_BLOCKS_SPEEDUP if parallel else 1)
+    blocks = per_block * np.array(
+        [1.0, _plan_cost(chain, plan, width, itemsize), words * (m + n) * width]
+    )
+    dense_macs = m * n * k
+    threads = _MODEL_THREADS if dense_macs >= _BLAS_THREADED_MACS else 1
+    # A GEMV reads the matrix once; a GEMM also packs it (not threaded).
+    dense = np.array(
+        [
+            1.0,
+            macs * dense_macs / threads,
+            words * (m + n) * k / threads,
+            words * m * n,
+            words * m * n * (k > 1),
+        ]
+    )
+    return dense, blocks, width
+
+
 @lru_cache(maxsize=1024)
 def product_plan(chain, k, itemsize):
     """``(dense, width)``: the dense form or fused factors by blocks of ``width``.
 
     ``width`` is the number of vectors per block of the fused products
     (:func:`~skbutterfly._products.block_width`); the fused factors are those of
-    :func:`fusion_plan` for that width.
+    :func:`fusion_plan` for that width. The dense form is chosen when its
+    modelled cost (:func:`candidate_features` times the constants above) is
+    the lower.
     """
     m, n = chain_shape(chain)
-    width = block_width(
-        _chain_height(chain), itemsize, k, macs=chain_n_params(chain) * k
-    )
+    dense, blocks, width = candidate_features(chain, k, itemsize)
     if m * n > _DENSE_MAX or not is_chainable(chain):
         # (An unchainable chain builds its dense form by products.)
         return False, width
-    words = itemsize / 8
-    macs = 4 if itemsize == 16 else 1
-    plan = fusion_plan(chain, plan_bucket(width), itemsize)
-    n_blocks = -(-k // width)
-    blocks = n_blocks * (
-        _NS_PER_BLOCK
-        + _plan_cost(chain, plan, width, itemsize)
-        + _NS_PER_MOVE * words * (m + n) * width
-    )
-    dense = (
-        _NS_DENSE_CALL
-        + _NS_PER_DENSE_MAC * macs * m * n * k
-        + _NS_PER_DENSE_ELEMENT * words * (m * n + (m + n) * k)
-    )
-    return bool(dense <= blocks), width
+    return bool(dense @ _DENSE_COSTS <= blocks @ _BLOCK_COSTS), width
 
 
 def dense_row_blocks(twiddles, chain, max_entries):

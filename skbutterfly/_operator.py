@@ -19,7 +19,7 @@ from skbutterfly._fusion import (
     plan_bucket,
     product_plan,
 )
-from skbutterfly._products import apply_fused, buffer, run_blocks
+from skbutterfly._products import apply_fused, buffer, run_blocks, transpose_into
 from skbutterfly._twiddle import twiddle_to_dense, twiddle_to_sparse
 
 __all__ = ["ButterflyOperator"]
@@ -261,7 +261,7 @@ class ButterflyOperator(LinearOperator):
         def block(start, stop, buffers):
             w = stop - start
             Xb = buffer(buffers, "in", (pn, w), dtype)
-            src = X[start:stop].T if rows else X[:, start:stop]
+            src = X[:, start:stop]
             if cols is None:
                 Xb[:n] = src
             elif src.dtype == dtype:
@@ -271,18 +271,38 @@ class ButterflyOperator(LinearOperator):
             if pn != n:
                 Xb[n:] = 0
             Y = apply_fused(fused, Xb, buffers, dtype)[:m]
-            if inv_rows is not None and rows:
-                Y = np.take(Y, inv_rows, axis=0)
-            if rows:
-                out[start:stop] = Y.T
-            elif inv_rows is not None:
+            if inv_rows is not None:
                 # Scatter into the result (out[row_perm] = Y): no gathered copy.
                 out[self.row_perm, start:stop] = Y
             else:
                 out[:, start:stop] = Y
 
+        def rows_block(start, stop, buffers):
+            # Blocks of row-major data are transposed in cache (transpose_into
+            # reads whole rows), after the column permutation is gathered
+            # along the rows.
+            w = stop - start
+            src = X[start:stop]
+            if cols is not None:
+                R = buffer(buffers, "rows", (w, n), dtype)
+                if src.dtype == dtype:
+                    np.take(src, cols, axis=1, out=R, mode="clip")
+                else:
+                    R[:] = np.take(src, cols, axis=1)
+                src = R
+            Xb = buffer(buffers, "in", (pn, w), dtype)
+            transpose_into(Xb[:n], src)
+            if pn != n:
+                Xb[n:] = 0
+            Y = apply_fused(fused, Xb, buffers, dtype)[:m]
+            if inv_rows is not None:
+                P = buffer(buffers, "out", (m, w), dtype)
+                np.take(Y, inv_rows, axis=0, out=P, mode="clip")
+                Y = P
+            out[start:stop] = Y.T
+
         macs = chain_n_params(self.chain) * k
-        run_blocks(k, width, macs, block)
+        run_blocks(k, width, macs, rows_block if rows else block)
 
     def _inverse_row_perm(self):
         """``argsort(row_perm)``: ``out = B[inverse]`` places ``out[row_perm] = B``."""

@@ -93,6 +93,56 @@ def test_blocked_products_match_the_dense_matrix(k, monkeypatch):
     assert_allclose(op._apply_rows(X.T), X.T @ dense.T, atol=1e-10)
 
 
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 16 vectors (plans are cached: cleared before and after)."""
+    monkeypatch.setattr(products, "_BLOCK_BYTES", 1 << 12)
+    product_plan.cache_clear()
+    yield
+    product_plan.cache_clear()
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize("complex_op", [False, True])
+@pytest.mark.parametrize("k", [1, 37, 300])
+def test_row_products_match_the_dense_matrix(
+    small_blocks, layout, x_dtype, complex_op, k
+):
+    # A padded chain (shape 100 x 300 of 512 x 512), both permutations, and the
+    # row-major path (transform's) against the dense product.
+    rng = np.random.default_rng(5)
+    chain = (
+        (1, 2, 2, 256),
+        (2, 4, 4, 64),
+        (8, 4, 4, 16),
+        (32, 4, 4, 4),
+        (128, 4, 4, 1),
+    )
+    twiddles = [rng.standard_normal((a, d, b, c)) for a, b, c, d in chain]
+    if complex_op:
+        twiddles = [t + 1j * rng.standard_normal(t.shape) for t in twiddles]
+    op = ButterflyOperator(
+        twiddles,
+        (100, 300),
+        row_perm=rng.permutation(100),
+        col_perm=rng.permutation(300),
+    )
+    dense = op.toarray()
+    X = rng.standard_normal((2 * k, 600)).astype(x_dtype)
+    X = {"C": X[:k, :300], "F": np.asfortranarray(X[:k, :300]), "strided": X[::2, ::2]}[
+        layout
+    ]
+    expected = X.astype(np.complex128) @ dense.T
+    for dense_plan in (False, True):
+        op._product_plan = lambda kk, dense_plan=dense_plan: (dense_plan, 16)
+        Y = op._apply_rows(X)
+        assert Y.shape == (k, 100) and Y.flags.c_contiguous
+        assert Y.dtype == np.result_type(op.dtype, X.dtype)
+        tol = 1e-4 if Y.dtype in (np.float32, np.complex64) else 1e-10
+        assert_allclose(Y, expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
 def test_products_do_not_depend_on_the_threads(monkeypatch):
     op = butterfly_factorize(make_butterfly(256, random_state=0))
     X = np.random.default_rng(3).standard_normal((256, 700))
