@@ -78,7 +78,7 @@ def _factor_cost(pattern, k, itemsize=8):
     macs = 4 if itemsize == 16 else 1
     return (
         _NS_PER_FACTOR
-        + _NS_PER_CALL * a * d
+        + _NS_PER_CALL * (a * d if c > 1 else 1)
         + _NS_PER_MAC * macs * a * b * c * d * k
         + _NS_PER_ELEMENT * words * (a * b * d + a * c * d) * k
     )

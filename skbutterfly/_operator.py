@@ -19,7 +19,13 @@ from skbutterfly._fusion import (
     plan_bucket,
     product_plan,
 )
-from skbutterfly._products import apply_fused, buffer, run_blocks, transpose_into
+from skbutterfly._products import (
+    apply_fused,
+    buffer,
+    expand_rows_into,
+    run_blocks,
+    transpose_into,
+)
 from skbutterfly._twiddle import twiddle_to_dense, twiddle_to_sparse
 
 __all__ = ["ButterflyOperator"]
@@ -277,6 +283,15 @@ class ButterflyOperator(LinearOperator):
             else:
                 out[:, start:stop] = Y
 
+        # A leftmost factor of one column per block (the expansion of a tall
+        # matrix) is applied while the result is transposed: one pass over it.
+        expands = (
+            len(fused) > 1
+            and fused[0].shape[3] == 1
+            and inv_rows is None
+            and m == self.padded_shape[0]
+        )
+
         def rows_block(start, stop, buffers):
             # Blocks of row-major data are transposed in cache (transpose_into
             # reads whole rows), after the column permutation is gathered
@@ -294,6 +309,10 @@ class ButterflyOperator(LinearOperator):
             transpose_into(Xb[:n], src)
             if pn != n:
                 Xb[n:] = 0
+            if expands:
+                Z = apply_fused(fused[1:], Xb, buffers, dtype)
+                expand_rows_into(out[start:stop], fused[0], Z)
+                return
             Y = apply_fused(fused, Xb, buffers, dtype)[:m]
             if inv_rows is not None:
                 P = buffer(buffers, "out", (m, w), dtype)

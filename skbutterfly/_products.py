@@ -25,7 +25,14 @@ from joblib import cpu_count
 from skbutterfly._block_svd import blas_single_thread
 from skbutterfly._twiddle import apply_twiddle
 
-__all__ = ["apply_fused", "block_width", "buffer", "run_blocks", "transpose_into"]
+__all__ = [
+    "apply_fused",
+    "block_width",
+    "buffer",
+    "expand_rows_into",
+    "run_blocks",
+    "transpose_into",
+]
 
 # Bytes of one block of vectors at the widest point of the chain: the block
 # and its two intermediates stay in cache (2 MiB measured fastest on a 2-core
@@ -142,6 +149,23 @@ def transpose_into(out, X):
         return
     for i in range(0, w, 8):
         out[:, i : i + 8] = X[i : i + 8].T
+
+
+def expand_rows_into(out, T, Z):
+    """``out[:] = (F @ Z).T`` for the factor ``F`` of twiddle ``T`` with ``c = 1``.
+
+    ``T`` has shape ``(a, d, b, 1)``, ``Z`` (column layout) ``(a*d, w)`` and
+    ``out`` (row-major) ``(w, a*b*d)``: the factor's broadcast product is
+    written straight into the rows of the result, reading ``Z`` (``b`` times
+    smaller) transposed.
+    """
+    a, d, b, _ = T.shape
+    w = Z.shape[1]
+    np.multiply(
+        T[..., 0].transpose(0, 2, 1)[None],
+        Z.reshape(a, d, w).transpose(2, 0, 1)[:, :, None, :],
+        out=out.reshape(w, a, b, d),
+    )
 
 
 def apply_fused(fused, X, buffers, dtype):

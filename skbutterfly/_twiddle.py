@@ -155,7 +155,8 @@ def apply_twiddle(T, X, dtype=None, out=None):
 
     One batched matmul over the ``(a, d)`` blocks, reading ``X`` and writing
     the result through strided views (BLAS takes the strides as leading
-    dimensions): no transpose copies.
+    dimensions): no transpose copies. Blocks of one column are a broadcast
+    product.
 
     Parameters
     ----------
@@ -178,6 +179,16 @@ def apply_twiddle(T, X, dtype=None, out=None):
     if out is None:
         out = np.empty((a * b * d, k), dtype=dtype or np.result_type(T, X))
     Y = out
+    if c == 1:
+        # One column per block (a factor that expands its input): a broadcast
+        # product written in the output's own order is 2-3x faster than a * d
+        # outer-product GEMMs.
+        np.multiply(
+            T[..., 0].transpose(0, 2, 1)[..., None],
+            X.reshape(a, 1, d, k),
+            out=Y.reshape(a, b, d, k),
+        )
+        return Y
     Xv = X.reshape(a, c, d, k).transpose(0, 2, 1, 3)
     Yv = Y.reshape(a, b, d, k).transpose(0, 2, 1, 3)
     np.matmul(T, Xv, out=Yv)

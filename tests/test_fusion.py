@@ -143,6 +143,40 @@ def test_row_products_match_the_dense_matrix(
         assert_allclose(Y, expected, rtol=tol, atol=tol * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("row_perm", [False, True])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize("complex_op", [False, True])
+@pytest.mark.parametrize("k", [1, 37, 300])
+def test_expanding_row_products_match_the_dense_matrix(
+    small_blocks, row_perm, x_dtype, complex_op, k
+):
+    # A tall chain (512 x 64) whose leftmost factor has one column per block:
+    # without a row permutation the row path writes that factor's broadcast
+    # product straight into the result's rows.
+    rng = np.random.default_rng(6)
+    chain = ((1, 8, 1, 64), (1, 2, 2, 32), (2, 4, 4, 8), (8, 8, 8, 1))
+    twiddles = [rng.standard_normal((a, d, b, c)) for a, b, c, d in chain]
+    if complex_op:
+        twiddles = [t + 1j * rng.standard_normal(t.shape) for t in twiddles]
+    op = ButterflyOperator(
+        twiddles,
+        (512, 64),
+        row_perm=rng.permutation(512) if row_perm else None,
+        col_perm=rng.permutation(64),
+    )
+    dense = op.toarray()
+    X = rng.standard_normal((k, 64)).astype(x_dtype)
+    expected = X.astype(np.complex128) @ dense.T
+    for plan in ((False, 16), (False, 512)):
+        op._product_plan = lambda kk, plan=plan: plan
+        op._plans.clear()
+        Y = op._apply_rows(X)
+        assert Y.shape == (k, 512) and Y.flags.c_contiguous
+        assert Y.dtype == np.result_type(op.dtype, X.dtype)
+        tol = 1e-4 if Y.dtype in (np.float32, np.complex64) else 1e-10
+        assert_allclose(Y, expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
 def test_products_do_not_depend_on_the_threads(monkeypatch):
     op = butterfly_factorize(make_butterfly(256, random_state=0))
     X = np.random.default_rng(3).standard_normal((256, 700))
