@@ -210,12 +210,15 @@ def transform_rows(batches, repeats, log):
             if rows * W.shape[1] > 2**25:
                 continue
             X = rng.standard_normal((rows, W.shape[1]))
-            t_est, t_dense, t_serial, t_op = _interleaved_inner(
+            t_est, t_dense, t_serial, t_op, t_rows = _interleaved_inner(
                 [
                     lambda est=est, X=X: est.transform(X),
                     lambda X=X, dense=dense: X @ dense.T,
                     (lambda X=X, dense=dense: X @ dense.T, _one_blas_thread),
                     lambda op=op, X=X: op @ X.T,
+                    # The operator's product with the transform's C-ordered
+                    # (rows, m) result: the estimator's overhead alone.
+                    lambda op=op, X=X: op._apply_rows(X),
                 ],
                 repeats,
             )
@@ -228,22 +231,26 @@ def transform_rows(batches, repeats, log):
                     "dense": t_dense,
                     "serial": t_serial,
                     "operator": t_op,
+                    "operator_rows": t_rows,
                 }
             )
         log(f"transform {name}: {_uptime()}")
     table = [
         "| case | rows | plan | transform | X @ W.T | X @ W.T, 1 BLAS thread "
-        "| op @ X.T | vs dense | vs 1-thread dense | vs op |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| op @ X.T | op, C result | vs dense | vs 1-thread dense | vs op "
+        "| vs op, C result |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cells:
         table.append(
             f"| {c['case']} | {c['rows']} | {'dense' if c['dense_plan'] else 'fused'} "
             f"| {c['transform'] * 1e3:.3f} ms | {c['dense'] * 1e3:.3f} ms "
             f"| {c['serial'] * 1e3:.3f} ms | {c['operator'] * 1e3:.3f} ms "
+            f"| {c['operator_rows'] * 1e3:.3f} ms "
             f"| {c['transform'] / c['dense']:.2f} "
             f"| {c['transform'] / c['serial']:.2f} "
-            f"| {c['transform'] / c['operator']:.2f} |"
+            f"| {c['transform'] / c['operator']:.2f} "
+            f"| {c['transform'] / c['operator_rows']:.2f} |"
         )
     command = (
         f"python -m benchmarks.bench_targets --only transform --batches "
@@ -283,12 +290,27 @@ def transform_rows(batches, repeats, log):
         )
         rows_out.append(
             {
-                "target": f"est.transform <= 1.15x the operator's product, {label}",
+                "target": "est.transform <= 1.15x the operator's product "
+                f"op @ X.T, {label}",
                 "measured": f"worst {ro:.2f}x ({worst_o['case']}, "
                 f"{worst_o['rows']} rows); "
                 f"{sum(c['transform'] <= 1.15 * c['operator'] for c in sel)}"
                 f"/{len(sel)} cells met",
                 "met": ro <= 1.15,
+                "command": command,
+            }
+        )
+        worst_r = max(sel, key=lambda c: c["transform"] / c["operator_rows"])
+        rr = worst_r["transform"] / worst_r["operator_rows"]
+        rows_out.append(
+            {
+                "target": "(layout-matched) est.transform <= 1.15x the operator's "
+                f"product with the same C-ordered result, {label}",
+                "measured": f"worst {rr:.2f}x ({worst_r['case']}, "
+                f"{worst_r['rows']} rows); "
+                f"{sum(c['transform'] <= 1.15 * c['operator_rows'] for c in sel)}"
+                f"/{len(sel)} cells met",
+                "met": rr <= 1.15,
                 "command": command,
             }
         )

@@ -429,7 +429,8 @@ class ButterflyApproximator(
             ``X @ A_hat.T``; float32 input stays float32 (for a real operator)
             and complex operators give complex output.
         """
-        check_is_fitted(self)
+        if not hasattr(self, "operator_"):
+            check_is_fitted(self)  # raises sklearn's NotFittedError
         X = self._validate_X(X, reset=False)
         return self._transform(X)
 

@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import math
 import os
 from numbers import Integral
 
@@ -103,6 +104,18 @@ def check_matrix(A, name="A", *, finite=True):
     ``finite=False`` leaves the NaN/inf check (one pass over the matrix) to the
     caller.
     """
+    if (
+        type(A) is np.ndarray
+        and A.ndim == 2
+        and A.dtype.type in _SUPPORTED_DTYPES
+        and A.flags.c_contiguous
+        and A.dtype.isnative
+        and A.size
+    ):
+        # The common case (a transform's batch): nothing to convert.
+        if finite:
+            check_finite(A, name=name)
+        return A
     if sp.issparse(A):
         A = _densify(A, name)
     elif np.ma.isMaskedArray(A):
@@ -195,10 +208,6 @@ def _from_objects(A, name):
         ) from None
 
 
-# Entries up to which the finiteness check builds a boolean temporary.
-_SMALL = 1 << 12
-
-
 def check_finite(A, name="A"):
     """Raise a ``ValueError`` naming the first NaN or infinite entry of ``A``.
 
@@ -222,9 +231,14 @@ def check_finite(A, name="A"):
         bad = (int(rows[first]), int(cols[first]))
         value = values[bad_entries[first]]
     else:
-        # Small arrays: one ufunc pass beats max_abs's four reductions; large
-        # ones: no boolean temporary.
-        if np.isfinite(A).all() if A.size <= _SMALL else np.isfinite(max_abs(A)):
+        if A.flags.c_contiguous or A.flags.f_contiguous:
+            # sum |a|^2 (one BLAS dot, no temporary, 2-3x faster than
+            # max_abs) is finite only if every entry is: an infinite sum means
+            # a bad entry or squares beyond the range, told apart below.
+            v = A.ravel(order="K")
+            if math.isfinite(np.vdot(v, v).real):
+                return
+        if np.isfinite(max_abs(A)):
             return
         # Only reached for bad input: the boolean mask costs one pass.
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
