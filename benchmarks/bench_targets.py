@@ -489,6 +489,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--peers", default=None, help="directory of a suite run")
     parser.add_argument("--out", default=str(RESULTS / "targets.md"))
+    parser.add_argument(
+        "--machine-note",
+        default="",
+        help='what else ran, e.g. "no other jobs" (written into the report)',
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     lines = []
@@ -530,8 +535,9 @@ def main(argv=None):
         f"{' '.join(argv or sys.argv[1:])}` (revision {revision}, started "
         f"{started}).",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with 2 other "
-        "helpers' jobs while measured (see the load averages below): the ratios "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores; "
+        + (f"{args.machine_note}; " if args.machine_note else "")
+        + "the load averages around each section are listed below. The ratios "
         "are of two sides timed in turns in one process, medians of repeats; wall "
         "times are not comparable across runs.",
         "",

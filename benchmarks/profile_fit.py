@@ -16,7 +16,7 @@ import time
 from benchmarks._cases import CASES, build_input, make_case, uses_bit_reversal
 
 TREES = ("balanced", "left-to-right", "right-to-left")
-SOLVERS = ("auto", "full", "gram", "randomized")
+SOLVERS = ("auto", "full", "gram", "subspace")
 
 
 def profile(A, spec, tree, solver, top, repeats=3):
