@@ -51,6 +51,32 @@ def test_check_matrix_keeps_supported_c_arrays_without_copy():
     assert check_matrix(A) is A
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("shape", [(3, 5), (200, 300)])  # one BLAS dot / reductions
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_dense_finiteness_check(dtype, shape, layout):
+    rng = np.random.default_rng(0)
+    A = rng.uniform(-1, 1, (2 * shape[0], 2 * shape[1])).astype(dtype)
+    A = {"C": A[: shape[0], : shape[1]].copy(), "F": None, "strided": A[::2, ::2]}[
+        layout
+    ]
+    if A is None:
+        A = np.asfortranarray(rng.uniform(-1, 1, shape).astype(dtype))
+    # Entries whose squares overflow (their sum of squares is infinite) are finite.
+    huge = A * np.asarray(np.finfo(dtype).max / 2, dtype=dtype)
+    check_finite(A)
+    check_finite(huge)
+    bad_values = [np.nan, np.inf, -np.inf]
+    if np.dtype(dtype).kind == "c":
+        bad_values += [complex(1, np.nan), complex(0, -np.inf)]
+    for value in bad_values:
+        for B in (A, huge):
+            B = B.copy(order="K")
+            B[shape[0] - 1, 2] = value
+            with pytest.raises(ValueError, match=rf"index \({shape[0] - 1}, 2\)"):
+                check_finite(B)
+
+
 @pytest.mark.parametrize(
     "fmt", ["csr", "csc", "coo", "bsr", "dia", "lil", "dok", "unsorted-coo"]
 )
