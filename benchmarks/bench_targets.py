@@ -472,8 +472,8 @@ def peer_rows(directory):
         {
             "target": ">= 5x faster than the faster of pyfaust and lazylinop on every "
             "fit row, n = 2048..8192",
-            "measured": f"min {worst:.1f}x ({key[0]}-{key[1]}); rows: "
-            + ", ".join(f"{k[0]}-{k[1]} {r:.1f}x" for r, k in ratios)
+            "measured": f"min {worst:.1f}x ({key[0]}-{key[1]} {key[2]}); rows: "
+            + ", ".join(f"{k[0]}-{k[1]} {k[2]} {r:.1f}x" for r, k in ratios)
             + f" (suite load {meta['load_start']} -> {meta['load_end']})",
             "met": worst >= 5,
             "command": PEERS_COMMAND.format(out=directory),
