@@ -102,6 +102,22 @@ def small_blocks(monkeypatch):
     product_plan.cache_clear()
 
 
+def _random_operator(rng, chain, shape, complex_op, row_perm, col_perm):
+    """A ButterflyOperator of random twiddles on ``chain``."""
+    twiddles = [rng.standard_normal((a, d, b, c)) for a, b, c, d in chain]
+    if complex_op:
+        twiddles = [t + 1j * rng.standard_normal(t.shape) for t in twiddles]
+    return ButterflyOperator(twiddles, shape, row_perm=row_perm, col_perm=col_perm)
+
+
+def _check_row_product(op, X, expected):
+    Y = op._apply_rows(X)
+    assert Y.shape == expected.shape and Y.flags.c_contiguous
+    assert Y.dtype == np.result_type(op.dtype, X.dtype)
+    tol = 1e-4 if Y.dtype in (np.float32, np.complex64) else 1e-10
+    assert_allclose(Y, expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 @pytest.mark.parametrize("x_dtype", [np.float32, np.float64, np.complex128])
 @pytest.mark.parametrize("complex_op", [False, True])
@@ -119,14 +135,8 @@ def test_row_products_match_the_dense_matrix(
         (32, 4, 4, 4),
         (128, 4, 4, 1),
     )
-    twiddles = [rng.standard_normal((a, d, b, c)) for a, b, c, d in chain]
-    if complex_op:
-        twiddles = [t + 1j * rng.standard_normal(t.shape) for t in twiddles]
-    op = ButterflyOperator(
-        twiddles,
-        (100, 300),
-        row_perm=rng.permutation(100),
-        col_perm=rng.permutation(300),
+    op = _random_operator(
+        rng, chain, (100, 300), complex_op, rng.permutation(100), rng.permutation(300)
     )
     dense = op.toarray()
     X = rng.standard_normal((2 * k, 600)).astype(x_dtype)
@@ -136,11 +146,7 @@ def test_row_products_match_the_dense_matrix(
     expected = X.astype(np.complex128) @ dense.T
     for dense_plan in (False, True):
         op._product_plan = lambda kk, dense_plan=dense_plan: (dense_plan, 16)
-        Y = op._apply_rows(X)
-        assert Y.shape == (k, 100) and Y.flags.c_contiguous
-        assert Y.dtype == np.result_type(op.dtype, X.dtype)
-        tol = 1e-4 if Y.dtype in (np.float32, np.complex64) else 1e-10
-        assert_allclose(Y, expected, rtol=tol, atol=tol * np.abs(expected).max())
+        _check_row_product(op, X, expected)
 
 
 @pytest.mark.parametrize("row_perm", [False, True])
@@ -155,26 +161,15 @@ def test_expanding_row_products_match_the_dense_matrix(
     # product straight into the result's rows.
     rng = np.random.default_rng(6)
     chain = ((1, 8, 1, 64), (1, 2, 2, 32), (2, 4, 4, 8), (8, 8, 8, 1))
-    twiddles = [rng.standard_normal((a, d, b, c)) for a, b, c, d in chain]
-    if complex_op:
-        twiddles = [t + 1j * rng.standard_normal(t.shape) for t in twiddles]
-    op = ButterflyOperator(
-        twiddles,
-        (512, 64),
-        row_perm=rng.permutation(512) if row_perm else None,
-        col_perm=rng.permutation(64),
-    )
+    rows = rng.permutation(512) if row_perm else None
+    op = _random_operator(rng, chain, (512, 64), complex_op, rows, rng.permutation(64))
     dense = op.toarray()
     X = rng.standard_normal((k, 64)).astype(x_dtype)
     expected = X.astype(np.complex128) @ dense.T
     for plan in ((False, 16), (False, 512)):
         op._product_plan = lambda kk, plan=plan: plan
         op._plans.clear()
-        Y = op._apply_rows(X)
-        assert Y.shape == (k, 512) and Y.flags.c_contiguous
-        assert Y.dtype == np.result_type(op.dtype, X.dtype)
-        tol = 1e-4 if Y.dtype in (np.float32, np.complex64) else 1e-10
-        assert_allclose(Y, expected, rtol=tol, atol=tol * np.abs(expected).max())
+        _check_row_product(op, X, expected)
 
 
 def test_products_do_not_depend_on_the_threads(monkeypatch):
