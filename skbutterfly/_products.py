@@ -46,7 +46,8 @@ _pool = None
 _pool_lock = threading.Lock()
 # Each thread's block buffers, kept across products: fresh buffers cost a page
 # fault per 4 KiB on every product, more than the arithmetic of a mid-sized
-# one. A thread holds at most three blocks (about 3 * _BLOCK_BYTES).
+# one. A thread holds at most five blocks (the input, two intermediates and
+# the row-major gather and scatter: about 5 * _BLOCK_BYTES).
 _local = threading.local()
 
 
