@@ -57,11 +57,12 @@ def test_check_matrix_keeps_supported_c_arrays_without_copy():
 def test_dense_finiteness_check(dtype, shape, layout):
     rng = np.random.default_rng(0)
     A = rng.uniform(-1, 1, (2 * shape[0], 2 * shape[1])).astype(dtype)
-    A = {"C": A[: shape[0], : shape[1]].copy(), "F": None, "strided": A[::2, ::2]}[
-        layout
-    ]
-    if A is None:
-        A = np.asfortranarray(rng.uniform(-1, 1, shape).astype(dtype))
+    corner = A[: shape[0], : shape[1]]
+    A = {
+        "C": corner.copy(),
+        "F": np.asfortranarray(corner),
+        "strided": A[::2, ::2],
+    }[layout]
     # Entries whose squares overflow (their sum of squares is infinite) are finite.
     huge = A * np.asarray(np.finfo(dtype).max / 2, dtype=dtype)
     check_finite(A)
